@@ -1,0 +1,371 @@
+"""Typed configuration: frozen dataclasses loaded from YAML with strict checking.
+
+One ``Config`` object is built once by :func:`load_config` and passed down; nothing reads a
+global. Unknown keys and wrong types are rejected with a message that names the key, and the
+values derived from others (window size ``T = N * Q + 1``, channels ``C = J * D``) are computed
+in one place, here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Union, get_args, get_origin
+
+import yaml
+
+Representation = Literal["2D", "3D", "smpl"]
+
+
+class ConfigError(ValueError):
+    """A configuration file or override is invalid; the message names the key."""
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """HANet architecture.
+
+    ``interval`` is N (a key frame every N frames), ``num_intervals`` is Q, so a window holds
+    ``T = N * Q + 1`` frames and ``Q + 1`` key frames.
+    """
+
+    num_joints: int = 15
+    joint_dim: int = 2
+    interval: int = 10
+    num_intervals: int = 1
+    hidden_dim: int = 256
+    num_stages: int = 5
+    num_heads: int = 4
+    dropout: float = 0.1
+    pre_norm: bool = False
+    # "double": stage i has width hidden_dim * 2**i (published); "constant": every stage hidden_dim.
+    width_growth: Literal["double", "constant"] = "double"
+    decoder_kernel: int = 5
+
+    @property
+    def window_size(self) -> int:
+        """Frames per window, T = N * Q + 1."""
+        return self.interval * self.num_intervals + 1
+
+    @property
+    def channels(self) -> int:
+        """Flattened coordinates per frame, C = J * D."""
+        return self.num_joints * self.joint_dim
+
+    def stage_width(self, stage: int) -> int:
+        return self.hidden_dim * (2**stage if self.width_growth == "double" else 1)
+
+    def validate(self) -> None:
+        _require(self.num_joints >= 1, "model.num_joints", "must be >= 1")
+        _require(self.joint_dim >= 1, "model.joint_dim", "must be >= 1")
+        _require(self.interval >= 1, "model.interval", "must be >= 1")
+        # At least two key frames per window: a window whose attention keys are all masked
+        # yields NaN.
+        _require(self.num_intervals >= 1, "model.num_intervals", "must be >= 1")
+        _require(self.num_stages >= 1, "model.num_stages", "must be >= 1")
+        _require(self.num_heads >= 1, "model.num_heads", "must be >= 1")
+        _require(
+            self.hidden_dim % self.num_heads == 0 and self.hidden_dim % 2 == 0,
+            "model.hidden_dim",
+            f"must be even and divisible by model.num_heads={self.num_heads}",
+        )
+        _require(0.0 <= self.dropout < 1.0, "model.dropout", "must be in [0, 1)")
+        _require(self.decoder_kernel % 2 == 1, "model.decoder_kernel", "must be odd")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """What the data is and how it is cut into windows."""
+
+    # Published-layout names: groundtruth_poses/<dataset>/, detected_poses/<dataset>/<estimator>/.
+    # None takes every pair found.
+    dataset: str | None = "jhmdb"
+    estimator: str | None = "simplebaseline"
+    representation: Representation = "2D"
+    layout: str = "jhmdb"
+    fps: float = 30.0
+    # Image size for 2D inputs whose files do not carry it (keypoint JSON without "images").
+    image_width: int | None = None
+    image_height: int | None = None
+    # Train windows start every `train_stride` frames (1 = every start, as published).
+    train_stride: int = 1
+    # Test windows start every `interval * test_stride_q` frames; the last is aligned to the end.
+    test_stride_q: int = 1
+    # Fraction of train sequences (by sequence) held out for model selection.
+    val_fraction: float = 0.1
+    # Approximate rows per Parquet shard.
+    shard_rows: int = 20000
+    seed: int = 4321
+
+    def validate(self) -> None:
+        _require(self.train_stride >= 1, "data.train_stride", "must be >= 1")
+        _require(self.test_stride_q >= 1, "data.test_stride_q", "must be >= 1")
+        _require(0.0 <= self.val_fraction < 1.0, "data.val_fraction", "must be in [0, 1)")
+        _require(self.shard_rows >= 1, "data.shard_rows", "must be >= 1")
+        _require(self.fps > 0, "data.fps", "must be > 0")
+        _require(
+            (self.image_width is None) == (self.image_height is None),
+            "data.image_width",
+            "set data.image_width and data.image_height together",
+        )
+
+    @property
+    def image_size(self) -> tuple[int, int] | None:
+        if self.image_width is None or self.image_height is None:
+            return None
+        return (self.image_width, self.image_height)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation, loss and Ray Train scaling."""
+
+    epochs: int = 70
+    batch_size: int = 16
+    lr: float = 1e-3
+    weight_decay: float = 0.01
+    amsgrad: bool = True
+    # "exponential": lr *= lr_decay after each epoch; "warmup_cosine": per-iteration linear
+    # warm-up then cosine to min_lr.
+    schedule: Literal["exponential", "warmup_cosine"] = "exponential"
+    lr_decay: float = 0.95
+    warmup_epochs: int = 5
+    warmup_start_lr: float = 1e-6
+    min_lr: float = 1e-5
+    grad_clip: float = 1.0
+    # Loss: lambda * L1(final, gt) + w * (L1(refined, gt) + L1(final, refined)) + OHKM.
+    loss_lambda: float = 5.0
+    loss_w: float = 1.0
+    mutual: Literal["symmetric", "teacher"] = "symmetric"
+    seed: int = 4321
+    num_workers: int = 2
+    use_gpu: bool = False
+    cpus_per_worker: float = 0.5
+    amp: bool = True
+    keep_checkpoints: int = 2
+    max_failures: int = 1
+    # Windows per epoch and worker; 0 = the whole shard.
+    max_steps_per_epoch: int = 0
+
+    def validate(self) -> None:
+        _require(self.epochs >= 1, "train.epochs", "must be >= 1")
+        _require(self.batch_size >= 1, "train.batch_size", "must be >= 1")
+        _require(self.lr > 0, "train.lr", "must be > 0")
+        _require(self.num_workers >= 1, "train.num_workers", "must be >= 1")
+        _require(self.cpus_per_worker > 0, "train.cpus_per_worker", "must be > 0")
+        _require(self.keep_checkpoints >= 1, "train.keep_checkpoints", "must be >= 1")
+        _require(self.max_failures >= 0, "train.max_failures", "must be >= 0")
+        _require(0 < self.lr_decay <= 1, "train.lr_decay", "must be in (0, 1]")
+
+
+@dataclass(frozen=True)
+class TuneConfig:
+    """Ray Tune sweep settings (the search space lives in its own YAML)."""
+
+    num_samples: int = 4
+    max_concurrent: int = 0  # 0 = bounded by available CPUs/GPUs
+    grace_period: int = 1
+    reduction_factor: int = 2
+    cpus_per_trial: float = 0.5
+    workers_per_trial: int = 1
+
+    def validate(self) -> None:
+        _require(self.num_samples >= 1, "tune.num_samples", "must be >= 1")
+        _require(self.max_concurrent >= 0, "tune.max_concurrent", "must be >= 0")
+        _require(self.grace_period >= 1, "tune.grace_period", "must be >= 1")
+        _require(self.reduction_factor >= 2, "tune.reduction_factor", "must be >= 2")
+
+
+@dataclass(frozen=True)
+class RefineConfig:
+    """Batch refinement settings."""
+
+    # Test-time window step is interval * stride_q frames.
+    stride_q: int = 1
+    batch_windows: int = 256
+    concurrency: int = 1
+    cpus_per_actor: float = 0.5
+    output_format: Literal["parquet", "same"] = "parquet"
+
+    def validate(self) -> None:
+        _require(self.stride_q >= 1, "refine.stride_q", "must be >= 1")
+        _require(self.batch_windows >= 1, "refine.batch_windows", "must be >= 1")
+        _require(self.concurrency >= 1, "refine.concurrency", "must be >= 1")
+        _require(self.cpus_per_actor > 0, "refine.cpus_per_actor", "must be > 0")
+
+
+@dataclass(frozen=True)
+class Config:
+    name: str = "hanet"
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    tune: TuneConfig = field(default_factory=TuneConfig)
+    refine: RefineConfig = field(default_factory=RefineConfig)
+
+    def validate(self) -> None:
+        for section in (self.model, self.data, self.train, self.tune, self.refine):
+            section.validate()
+        expected_dim = {"2D": 2, "3D": 3, "smpl": 6}[self.data.representation]
+        _require(
+            self.model.joint_dim == expected_dim,
+            "model.joint_dim",
+            f"is {self.model.joint_dim} but data.representation={self.data.representation!r} "
+            f"needs {expected_dim}",
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def replace(self, overrides: Sequence[str] | Mapping[str, Any]) -> Config:
+        """A new config with ``section.key=value`` overrides applied and validated."""
+        raw = self.to_dict()
+        _apply_overrides(raw, overrides)
+        return from_dict(raw)
+
+
+def _require(ok: bool, key: str, message: str) -> None:
+    if not ok:
+        raise ConfigError(f"{key}: {message}")
+
+
+def _check_type(key: str, value: Any, annotation: Any) -> Any:
+    """Return ``value`` coerced to ``annotation`` where lossless, else raise ConfigError."""
+    origin = get_origin(annotation)
+    if origin is Literal:
+        choices = get_args(annotation)
+        if value not in choices:
+            raise ConfigError(f"{key}: {value!r} is not one of {list(choices)}")
+        return value
+    if origin in (Union, types.UnionType):
+        options = get_args(annotation)
+        if value is None and type(None) in options:
+            return None
+        errors = []
+        for option in options:
+            if option is type(None):
+                continue
+            try:
+                return _check_type(key, value, option)
+            except ConfigError as err:
+                errors.append(str(err))
+        raise ConfigError(errors[0] if errors else f"{key}: invalid value {value!r}")
+    if annotation is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{key}: expected true/false, got {value!r}")
+        return value
+    if annotation is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{key}: expected an integer, got {value!r}")
+        return value
+    if annotation is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{key}: expected a number, got {value!r}")
+        return float(value)
+    if annotation is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{key}: expected a string, got {value!r}")
+        return value
+    raise ConfigError(f"{key}: unsupported type {annotation!r}")  # pragma: no cover
+
+
+def _build_section(cls: type, raw: Any, prefix: str) -> Any:
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"{prefix}: expected a mapping, got {raw!r}")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(raw) - names)
+    if unknown:
+        raise ConfigError(f"{prefix}.{unknown[0]}: unknown key (known: {sorted(names)})")
+    kwargs = {}
+    for name, value in raw.items():
+        kwargs[name] = _check_type(f"{prefix}.{name}", value, hints[name])
+    return cls(**kwargs)
+
+
+_SECTIONS = {
+    "model": ModelConfig,
+    "data": DataConfig,
+    "train": TrainConfig,
+    "tune": TuneConfig,
+    "refine": RefineConfig,
+}
+
+
+def from_dict(raw: Mapping[str, Any]) -> Config:
+    """Build and validate a :class:`Config` from a plain nested mapping."""
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"config: expected a mapping at the top level, got {type(raw).__name__}")
+    unknown = sorted(set(raw) - set(_SECTIONS) - {"name"})
+    if unknown:
+        raise ConfigError(f"{unknown[0]}: unknown section (known: name, {', '.join(_SECTIONS)})")
+    name = _check_type("name", raw.get("name", "hanet"), str)
+    sections = {key: _build_section(cls, raw.get(key), key) for key, cls in _SECTIONS.items()}
+    config = Config(name=name, **sections)
+    config.validate()
+    return config
+
+
+def _apply_overrides(raw: dict[str, Any], overrides: Sequence[str] | Mapping[str, Any]) -> None:
+    items = overrides.items() if isinstance(overrides, Mapping) else map(_split_override, overrides)
+    for dotted, value in items:
+        parts = dotted.split(".")
+        if len(parts) == 1 and parts[0] == "name":
+            raw["name"] = value
+            continue
+        if len(parts) != 2 or parts[0] not in _SECTIONS:
+            raise ConfigError(f"{dotted}: overrides take the form section.key=value")
+        raw.setdefault(parts[0], {})
+        if raw[parts[0]] is None:
+            raw[parts[0]] = {}
+        raw[parts[0]][parts[1]] = value
+
+
+def _split_override(text: str) -> tuple[str, Any]:
+    if "=" not in text:
+        raise ConfigError(f"{text}: overrides take the form section.key=value")
+    key, _, value = text.partition("=")
+    # YAML gives numbers, booleans and null their types; `null`/`~` mean None.
+    return key.strip(), yaml.safe_load(value) if value.strip() else ""
+
+
+def load_config(
+    path: str | Path | None = None, overrides: Sequence[str] | Mapping[str, Any] = ()
+) -> Config:
+    """Read a YAML config (safe loader), apply ``section.key=value`` overrides and validate.
+
+    Args:
+        path: YAML file; None starts from the defaults (the published 2D configuration).
+        overrides: ``["train.lr=1e-4", ...]`` or a mapping ``{"train.lr": 1e-4}``.
+
+    Raises:
+        ConfigError: unknown key, wrong type or invalid value; the message names the key.
+    """
+    raw: dict[str, Any] = {}
+    if path is not None:
+        path = Path(path)
+        try:
+            text = path.read_text()
+        except OSError as err:
+            raise ConfigError(f"{path}: cannot read config ({err.strerror})") from err
+        try:
+            loaded = yaml.safe_load(text)
+        except yaml.YAMLError as err:
+            raise ConfigError(f"{path}: invalid YAML ({err})") from err
+        if loaded is not None:
+            if not isinstance(loaded, dict):
+                raise ConfigError(f"{path}: expected a mapping at the top level")
+            raw = loaded
+    _apply_overrides(raw, overrides)
+    try:
+        return from_dict(raw)
+    except ConfigError as err:
+        if path is not None:
+            raise ConfigError(f"{path}: {err}") from err
+        raise
