@@ -1,0 +1,212 @@
+"""The one HANet checkpoint format: weights plus everything needed to rebuild the model.
+
+A checkpoint is a ``torch.save``-d dict that ``torch.load(..., weights_only=True)`` can read::
+
+    {
+        "format": "hanet-checkpoint",
+        "version": 1,
+        "config": Config.to_dict(),       # the full run config, plain types
+        "model": state_dict,              # unwrapped (no "module." / "_orig_mod." prefixes), CPU
+        "optimizer": ...,                 # optional optimizer.state_dict()
+        "scheduler": ...,                 # optional scheduler.state_dict()
+        "epoch": int,                     # optional
+        "metrics": {...},                 # optional, JSON-able
+    }
+
+Paths here are local; object storage is handled by the caller.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import IO, Any
+
+import torch
+from torch import nn
+
+from hanet.config import Config, ConfigError, from_dict
+from hanet.model import HANet
+
+__all__ = [
+    "FORMAT",
+    "VERSION",
+    "CheckpointError",
+    "load_checkpoint",
+    "load_model",
+    "save_checkpoint",
+    "unwrap_model",
+]
+
+FORMAT = "hanet-checkpoint"
+VERSION = 1
+
+PathOrFile = str | os.PathLike[str] | IO[bytes]
+
+
+class CheckpointError(ValueError):
+    """A file is not a readable HANet checkpoint; the message names the file."""
+
+
+def unwrap_model(model: nn.Module) -> nn.Module:
+    """Strip DDP/DataParallel (``.module``) and ``torch.compile`` (``._orig_mod``) wrappers."""
+    while True:
+        if isinstance(model, nn.parallel.DistributedDataParallel | nn.DataParallel):
+            model = model.module
+        elif hasattr(model, "_orig_mod") and isinstance(model._orig_mod, nn.Module):
+            model = model._orig_mod
+        else:
+            return model
+
+
+def _plain_metrics(metrics: Mapping[str, Any]) -> dict[str, Any]:
+    # Tensors and NumPy scalars become Python numbers; anything else non-JSON is an error now,
+    # rather than an unloadable checkpoint later.
+    def convert(value: Any) -> Any:
+        if hasattr(value, "item"):
+            return value.item()
+        raise TypeError(f"metric value {value!r} is not JSON-serialisable")
+
+    return json.loads(json.dumps(dict(metrics), default=convert))
+
+
+def save_checkpoint(
+    path: str | os.PathLike[str],
+    model: nn.Module,
+    config: Config,
+    optimizer: torch.optim.Optimizer | None = None,
+    scheduler: Any | None = None,
+    epoch: int | None = None,
+    metrics: Mapping[str, Any] | None = None,
+) -> Path:
+    """Write a checkpoint atomically: a temporary file in the same folder, then ``os.replace``.
+
+    Args:
+        path: destination file; its folder is created if missing.
+        model: the model, possibly wrapped by DDP or ``torch.compile``.
+        config: the full run configuration; ``config.model`` must describe ``model``.
+        optimizer: optimizer whose state to include.
+        scheduler: learning-rate scheduler (anything with ``state_dict()``) to include.
+        epoch: last completed epoch.
+        metrics: plain metrics, e.g. ``{"val_mpjpe": 41.2}``.
+
+    Returns:
+        The path written.
+
+    Raises:
+        ValueError: ``config.model`` does not match the model's own configuration.
+        TypeError: a metric value is not JSON-serialisable.
+    """
+    model = unwrap_model(model)
+    model_config = getattr(model, "config", None)
+    if model_config is not None and model_config != config.model:
+        raise ValueError(
+            f"config.model {config.model} does not match the model's config {model_config}"
+        )
+    payload: dict[str, Any] = {
+        "format": FORMAT,
+        "version": VERSION,
+        "config": config.to_dict(),
+        "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+    }
+    if optimizer is not None:
+        payload["optimizer"] = optimizer.state_dict()
+    if scheduler is not None:
+        payload["scheduler"] = scheduler.state_dict()
+    if epoch is not None:
+        payload["epoch"] = int(epoch)
+    if metrics is not None:
+        payload["metrics"] = _plain_metrics(metrics)
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # Same folder as the target so os.replace is an atomic rename on one filesystem; a reader
+    # sees either the old checkpoint or the complete new one, never a partial file.
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(payload, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def _describe(source: PathOrFile) -> str:
+    if isinstance(source, str | os.PathLike):
+        return os.fspath(source)
+    return str(getattr(source, "name", None) or f"<{type(source).__name__}>")
+
+
+def load_checkpoint(source: PathOrFile, map_location: Any = "cpu") -> dict[str, Any]:
+    """Read and validate a checkpoint (``weights_only=True``: no arbitrary code runs).
+
+    Args:
+        source: a local path or a readable binary file object.
+        map_location: passed to ``torch.load``.
+
+    Returns:
+        The checkpoint dict described in the module docstring.
+
+    Raises:
+        FileNotFoundError: the path does not exist.
+        CheckpointError: the file is not a valid checkpoint of a supported version.
+    """
+    name = _describe(source)
+    if isinstance(source, str | os.PathLike) and not Path(source).is_file():
+        raise FileNotFoundError(f"{name}: checkpoint file not found")
+    try:
+        ckpt = torch.load(source, map_location=map_location, weights_only=True)
+    except Exception as err:  # torch raises several unrelated types for corrupt input
+        raise CheckpointError(
+            f"{name}: not a readable checkpoint ({type(err).__name__}: {err})"
+        ) from err
+    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
+        found = ckpt.get("format") if isinstance(ckpt, dict) else type(ckpt).__name__
+        raise CheckpointError(f"{name}: not a {FORMAT} file (format: {found!r})")
+    version = ckpt.get("version")
+    if version != VERSION:
+        raise CheckpointError(
+            f"{name}: unsupported {FORMAT} version {version!r} (this code reads {VERSION})"
+        )
+    for key in ("config", "model"):
+        if not isinstance(ckpt.get(key), dict):
+            raise CheckpointError(f"{name}: checkpoint has no {key!r} dict")
+    return ckpt
+
+
+def load_model(source: PathOrFile, map_location: Any = "cpu") -> tuple[HANet, Config]:
+    """Rebuild the model and its run configuration from a checkpoint.
+
+    Args:
+        source: a local path or a readable binary file object.
+        map_location: device for the loaded tensors; a device (or device string) also
+            receives the model.
+
+    Returns:
+        ``(model, config)``, the model in eval mode.
+
+    Raises:
+        FileNotFoundError: the path does not exist.
+        CheckpointError: invalid checkpoint, config or weights; the message names the file.
+    """
+    name = _describe(source)
+    ckpt = load_checkpoint(source, map_location=map_location)
+    try:
+        config = from_dict(ckpt["config"])
+    except ConfigError as err:
+        raise CheckpointError(f"{name}: invalid config in checkpoint ({err})") from err
+    model = HANet(config.model)
+    try:
+        model.load_state_dict(ckpt["model"])
+    except RuntimeError as err:
+        raise CheckpointError(f"{name}: weights do not fit the stored config ({err})") from err
+    if isinstance(map_location, str | torch.device):
+        model.to(map_location)
+    return model.eval(), config

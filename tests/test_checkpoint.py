@@ -1,0 +1,174 @@
+"""The self-describing checkpoint format: round trip, wrappers, atomic writes, clear errors."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+import torch
+import torch.distributed as dist
+
+from hanet.checkpoint import (
+    FORMAT,
+    VERSION,
+    CheckpointError,
+    load_checkpoint,
+    load_model,
+    save_checkpoint,
+    unwrap_model,
+)
+from hanet.config import Config, from_dict
+from hanet.model import HANet
+
+SMALL = {"hidden_dim": 16, "num_stages": 2, "num_heads": 2, "interval": 5, "num_intervals": 2}
+
+
+@pytest.fixture
+def config() -> Config:
+    return from_dict({"name": "tiny", "model": SMALL})
+
+
+@pytest.fixture
+def trained(config: Config):
+    """A model, optimizer and scheduler after one step, so the optimizer has state."""
+    torch.manual_seed(0)
+    model = HANet(config.model)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, amsgrad=True)
+    scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=0.95)
+    model(torch.randn(2, 11, 30)).final.square().mean().backward()
+    optimizer.step()
+    scheduler.step()
+    return model, optimizer, scheduler
+
+
+def test_round_trip_gives_identical_predictions(tmp_path, config, trained):
+    model, optimizer, scheduler = trained
+    path = save_checkpoint(
+        tmp_path / "ckpt.pt",
+        model,
+        config,
+        optimizer=optimizer,
+        scheduler=scheduler,
+        epoch=3,
+        metrics={"val_loss": torch.tensor(0.25), "pck": 0.9},
+    )
+    restored, restored_config = load_model(path)
+    assert restored_config == config
+    assert not restored.training
+    x = torch.randn(4, 11, 30)
+    with torch.no_grad():
+        expected, got = model.eval()(x), restored(x)
+    assert torch.equal(expected.final, got.final)
+    assert torch.equal(expected.refined, got.refined)
+    assert torch.equal(HANet.from_checkpoint(path)(x).final, expected.final)
+
+    ckpt = load_checkpoint(path)
+    assert (ckpt["format"], ckpt["version"], ckpt["epoch"]) == (FORMAT, VERSION, 3)
+    assert ckpt["metrics"] == {"val_loss": 0.25, "pck": 0.9}
+    assert ckpt["config"] == config.to_dict()
+
+
+def test_optimizer_and_scheduler_state_resume(tmp_path, config, trained):
+    model, optimizer, scheduler = trained
+    path = save_checkpoint(tmp_path / "c.pt", model, config, optimizer, scheduler, epoch=1)
+    ckpt = load_checkpoint(path)
+    fresh = HANet(config.model)
+    fresh.load_state_dict(ckpt["model"])
+    opt2 = torch.optim.AdamW(fresh.parameters(), lr=1e-3, amsgrad=True)
+    sched2 = torch.optim.lr_scheduler.ExponentialLR(opt2, gamma=0.95)
+    opt2.load_state_dict(ckpt["optimizer"])
+    sched2.load_state_dict(ckpt["scheduler"])
+    assert sched2.get_last_lr() == scheduler.get_last_lr()
+    state, state2 = optimizer.state_dict()["state"], opt2.state_dict()["state"]
+    assert state.keys() == state2.keys() and len(state) > 0
+    for key in state:
+        for name in ("exp_avg", "exp_avg_sq", "max_exp_avg_sq"):
+            assert torch.equal(state[key][name], state2[key][name])
+
+
+def test_plain_weights_only_load_and_file_objects(tmp_path, config, trained):
+    model = trained[0]
+    path = save_checkpoint(tmp_path / "c.pt", model, config)
+    raw = torch.load(path, weights_only=True)
+    assert set(raw) == {"format", "version", "config", "model"}
+    assert all(type(v) is torch.Tensor for v in raw["model"].values())
+    with open(path, "rb") as f:
+        assert load_model(f)[1] == config
+    assert load_model(io.BytesIO(path.read_bytes()))[1] == config
+
+
+def test_save_unwraps_compile_and_ddp(tmp_path, config, trained):
+    model = trained[0]
+    keys = set(model.state_dict())
+    # torch.compile's wrapper keeps the model as `_orig_mod`; a stand-in avoids importing dynamo.
+    compiled = torch.nn.Module()
+    compiled._orig_mod = model
+    path = save_checkpoint(tmp_path / "compiled.pt", compiled, config)
+    assert set(load_checkpoint(path)["model"]) == keys
+
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'pg'}", rank=0, world_size=1)
+    try:
+        ddp = torch.nn.parallel.DistributedDataParallel(model)
+        compiled._orig_mod = ddp
+        assert unwrap_model(compiled) is model
+        path = save_checkpoint(tmp_path / "ddp.pt", ddp, config)
+    finally:
+        dist.destroy_process_group()
+    assert set(load_checkpoint(path)["model"]) == keys
+
+
+def test_save_is_atomic_and_overwrites(tmp_path, config, trained):
+    model = trained[0]
+    target = tmp_path / "sub" / "last.pt"
+    save_checkpoint(target, model, config, epoch=1)
+    save_checkpoint(target, model, config, epoch=2)
+    assert load_checkpoint(target)["epoch"] == 2
+    assert [p.name for p in target.parent.iterdir()] == ["last.pt"]  # no temp files left
+
+
+def test_mismatched_config_is_rejected(tmp_path, config, trained):
+    other = config.replace(["model.hidden_dim=32"])
+    with pytest.raises(ValueError, match="does not match"):
+        save_checkpoint(tmp_path / "c.pt", trained[0], other)
+    assert not (tmp_path / "c.pt").exists()
+
+
+def test_corrupt_file_names_the_file(tmp_path):
+    bad = tmp_path / "corrupt.pt"
+    bad.write_bytes(b"not a checkpoint at all")
+    with pytest.raises(CheckpointError, match="corrupt.pt: not a readable checkpoint"):
+        load_checkpoint(bad)
+
+
+@pytest.mark.parametrize(
+    ("payload", "message"),
+    [
+        ({"model": {}}, "not a hanet-checkpoint file"),
+        ([1, 2], "not a hanet-checkpoint file"),
+        ({"format": FORMAT, "version": 99, "config": {}, "model": {}}, "unsupported .* version"),
+        ({"format": FORMAT, "version": VERSION, "config": {}}, "checkpoint has no 'model'"),
+    ],
+)
+def test_wrong_format_names_the_file(tmp_path, payload, message):
+    path = tmp_path / "other.pt"
+    torch.save(payload, path)
+    with pytest.raises(CheckpointError, match=f"other.pt: {message}"):
+        load_checkpoint(path)
+
+
+def test_bad_config_or_weights_name_the_file(tmp_path, config, trained):
+    path = save_checkpoint(tmp_path / "c.pt", trained[0], config)
+    ckpt = torch.load(path, weights_only=True)
+    ckpt["config"]["model"]["hidden_dim"] = 32
+    torch.save(ckpt, path)
+    with pytest.raises(CheckpointError, match="c.pt: weights do not fit"):
+        load_model(path)
+    ckpt["config"]["model"]["bogus"] = 1
+    torch.save(ckpt, path)
+    with pytest.raises(CheckpointError, match="c.pt: invalid config"):
+        load_model(path)
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(FileNotFoundError, match="nope.pt"):
+        load_checkpoint(tmp_path / "nope.pt")
