@@ -1,0 +1,226 @@
+"""Cutting sequences into fixed-length windows and merging window predictions back.
+
+HANet sees windows of ``T = N * Q + 1`` frames whose key frames sit at ``t % N == 0``. Training
+uses every start (stride 1, as published); testing uses starts ``0, step, 2 * step, ...``. The
+released code drops the frames after the last full test window and zero-pads short sequences;
+here the last test window is aligned to the end of the sequence instead, so every frame is
+predicted, and short sequences are padded by repeating their last frame, with a validity mask
+that keeps the padding out of losses and metrics.
+
+All functions index the first axis as time and leave the trailing axes alone, so the same code
+serves ``[T, J, D]`` poses, ``[T, C]`` flattened coordinates and ``[T, J]`` masks.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+
+def key_frame_mask(window_size: int, interval: int) -> np.ndarray:
+    """Key-frame indicator of one window.
+
+    Args:
+        window_size: frames per window, T.
+        interval: key-frame spacing, N.
+
+    Returns:
+        True at the key frames ``t % interval == 0``.
+
+    Shape:
+        Output: ``[T]`` bool.
+    """
+    if window_size < 1 or interval < 1:
+        raise ValueError(f"window_size and interval must be >= 1, got {window_size}, {interval}")
+    return np.arange(window_size) % interval == 0
+
+
+def _strided_starts(num_frames: int, window_size: int, step: int) -> np.ndarray:
+    if num_frames < 1:
+        raise ValueError(f"num_frames must be >= 1, got {num_frames}")
+    if window_size < 1 or step < 1:
+        raise ValueError(f"window_size and step must be >= 1, got {window_size}, {step}")
+    last = num_frames - window_size
+    if last <= 0:
+        # One (possibly padded) window holds the whole sequence.
+        return np.zeros(1, dtype=np.int64)
+    starts = np.arange(0, last + 1, step, dtype=np.int64)
+    if starts[-1] != last:
+        # A final window flush with the end, so the tail is not dropped as in the released code.
+        starts = np.append(starts, last)
+    return starts
+
+
+def train_starts(num_frames: int, window_size: int, stride: int = 1) -> np.ndarray:
+    """Start frames of the training windows of one sequence.
+
+    Every ``stride``-th start from 0, plus the start that aligns the last window with the end of
+    the sequence when the stride skips it. With ``stride > window_size`` some frames fall in no
+    window; that is allowed for training (it only thins the samples).
+
+    Args:
+        num_frames: sequence length.
+        window_size: frames per window, T.
+        stride: distance between consecutive starts.
+
+    Returns:
+        Increasing start indices; ``[0]`` when ``num_frames <= window_size``.
+
+    Shape:
+        Output: ``[W]`` int64.
+    """
+    return _strided_starts(num_frames, window_size, stride)
+
+
+def test_starts(num_frames: int, window_size: int, step: int) -> np.ndarray:
+    """Start frames of the test windows of one sequence, covering every frame.
+
+    Starts are ``0, step, 2 * step, ...`` and, when those do not reach the last frame, one more
+    window aligned to the end (``num_frames - window_size``). Note that this last window's key
+    frames are not on the global ``0, N, 2N, ...`` grid; that is fine, as each window carries its
+    own key frames.
+
+    Args:
+        num_frames: sequence length.
+        window_size: frames per window, T.
+        step: distance between consecutive starts, ``N * Q_step``; at most ``window_size``.
+
+    Returns:
+        Increasing start indices; ``[0]`` when ``num_frames <= window_size``.
+
+    Shape:
+        Output: ``[W]`` int64.
+
+    Raises:
+        ValueError: ``step > window_size`` would leave frames between windows unpredicted.
+    """
+    if step > window_size:
+        raise ValueError(f"step={step} > window_size={window_size} leaves frames uncovered")
+    return _strided_starts(num_frames, window_size, step)
+
+
+# The name starts with "test": stop pytest from collecting it wherever a test module imports it.
+test_starts.__test__ = False  # type: ignore[attr-defined]
+
+
+def _window_indices(
+    starts: np.ndarray, window_size: int, num_frames: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Frame index of every window position, and whether it is a real frame."""
+    starts = np.asarray(starts, dtype=np.int64).reshape(-1)
+    if starts.size == 0:
+        raise ValueError("no window starts given")
+    if starts.min() < 0 or starts.max() >= num_frames:
+        raise ValueError(f"window starts must lie in [0, {num_frames}), got {starts.tolist()}")
+    index = starts[:, None] + np.arange(window_size, dtype=np.int64)[None, :]  # [W, T]
+    return index, index < num_frames
+
+
+def split_windows(
+    x: np.ndarray, starts: np.ndarray, window_size: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Slice a sequence into windows.
+
+    Positions past the end of the sequence repeat the last frame (edge padding: a padded key
+    frame then looks like a still pose, not a jump to zero) and are marked invalid.
+
+    Args:
+        x: the sequence, time first. A torch tensor works too (it is indexed, not copied).
+        starts: window starts from :func:`train_starts` or :func:`test_starts`.
+        window_size: frames per window, T.
+
+    Returns:
+        ``(windows, valid)``: the windows, and False at padded positions.
+
+    Shape:
+        x: ``[F, ...]``; windows: ``[W, T, ...]``; valid: ``[W, T]`` bool.
+    """
+    num_frames = len(x)
+    index, valid = _window_indices(starts, window_size, num_frames)
+    clipped = np.minimum(index, num_frames - 1)
+    return x[clipped], valid
+
+
+def _is_torch(x: Any) -> bool:
+    return type(x).__module__.split(".")[0] == "torch"
+
+
+def merge_windows(
+    windows: Any,
+    starts: np.ndarray,
+    num_frames: int,
+    valid: np.ndarray | None = None,
+) -> Any:
+    """Average overlapping window predictions back into one sequence.
+
+    Each frame gets the mean of every valid window position that maps onto it. The mean is
+    taken as ``ref + mean(w - ref)``, with ``ref`` the frame's value in the first window that
+    covers it: identical predictions then merge back bit-exactly (a plain sum over three copies
+    of 0.1 divided by 3 does not give 0.1), and the differences are small, which keeps float16
+    and float32 sums accurate.
+
+    Args:
+        windows: window predictions; numpy array or torch tensor (the result has the same kind,
+            device and floating dtype; integer input gives float output).
+        starts: the starts the windows were cut at.
+        num_frames: length of the merged sequence.
+        valid: False at positions to ignore (padding); positions past ``num_frames`` are always
+            ignored. None means every in-range position counts.
+
+    Returns:
+        The merged sequence.
+
+    Shape:
+        windows: ``[W, T, ...]``; valid: ``[W, T]``; output: ``[num_frames, ...]``.
+
+    Raises:
+        ValueError: a frame is covered by no valid window position, or shapes disagree.
+    """
+    num_windows, window_size = windows.shape[:2]
+    index, in_range = _window_indices(starts, window_size, num_frames)
+    if index.shape[0] != num_windows:
+        raise ValueError(f"{num_windows} windows but {index.shape[0]} starts")
+    use = in_range
+    if valid is not None:
+        valid = np.asarray(valid.cpu() if _is_torch(valid) else valid, dtype=bool)
+        if valid.shape != use.shape:
+            raise ValueError(f"valid has shape {valid.shape}, expected {use.shape}")
+        use = use & valid
+    flat_pos = np.flatnonzero(use)  # positions into the flattened [W * T] windows
+    frame = index.reshape(-1)[flat_pos]
+    count = np.bincount(frame, minlength=num_frames)
+    missing = np.flatnonzero(count == 0)
+    if missing.size:
+        raise ValueError(
+            f"{missing.size} frames covered by no window, first {missing[:5].tolist()}"
+        )
+    # np.unique returns the first occurrence in window order: a deterministic reference.
+    _, first = np.unique(frame, return_index=True)
+    feat_shape = tuple(windows.shape[2:])
+    count = count.reshape((num_frames,) + (1,) * len(feat_shape))
+
+    if _is_torch(windows):
+        import torch  # local: the rest of this module is numpy-only
+
+        flat = windows.reshape((num_windows * window_size,) + feat_shape)
+        if not flat.is_floating_point():
+            flat = flat.to(torch.get_default_dtype())
+        pos = torch.as_tensor(flat_pos, device=flat.device)
+        frame_t = torch.as_tensor(frame, device=flat.device)
+        contrib = flat[pos]
+        ref = contrib[torch.as_tensor(first, device=flat.device)]
+        dev = torch.zeros_like(ref).index_add_(0, frame_t, contrib - ref[frame_t])
+        return ref + dev / torch.as_tensor(count, device=flat.device, dtype=flat.dtype)
+
+    flat = np.asarray(windows).reshape((num_windows * window_size,) + feat_shape)
+    if not np.issubdtype(flat.dtype, np.floating):
+        flat = flat.astype(np.float64)
+    contrib = flat[flat_pos]
+    ref = contrib[first]
+    # Sum per frame by sorting contributions by frame and reducing each run (np.add.at is
+    # several times slower); every frame has a contribution, so no run is empty.
+    order = np.argsort(frame, kind="stable")
+    run_starts = np.concatenate([[0], np.cumsum(count.reshape(-1))[:-1]])
+    dev = np.add.reduceat((contrib - ref[frame])[order], run_starts, axis=0)
+    return ref + dev / count.astype(flat.dtype)

@@ -1,0 +1,115 @@
+"""Window starts, split and merge."""
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from hanet.windows import key_frame_mask, merge_windows, split_windows, train_starts
+from hanet.windows import test_starts as strided_test_starts  # a test_* name would be collected
+
+
+def test_key_frame_mask() -> None:
+    np.testing.assert_array_equal(np.flatnonzero(key_frame_mask(11, 5)), [0, 5, 10])
+    np.testing.assert_array_equal(np.flatnonzero(key_frame_mask(11, 10)), [0, 10])
+    assert key_frame_mask(11, 10).dtype == bool
+
+
+@pytest.mark.parametrize(
+    ("frames", "window", "stride", "expected"),
+    [
+        (15, 11, 1, [0, 1, 2, 3, 4]),
+        (15, 11, 3, [0, 3, 4]),  # 4 = 15 - 11 appended: the stride skipped it
+        (17, 11, 3, [0, 3, 6]),
+        (11, 11, 1, [0]),
+        (5, 11, 1, [0]),
+    ],
+)
+def test_train_starts(frames: int, window: int, stride: int, expected: list[int]) -> None:
+    np.testing.assert_array_equal(train_starts(frames, window, stride), expected)
+
+
+@pytest.mark.parametrize(
+    ("frames", "window", "step", "expected"),
+    [
+        (31, 11, 10, [0, 10, 20]),  # exactly covered: JHMDB layout, shared boundary key frames
+        (35, 11, 10, [0, 10, 20, 24]),  # released code drops frames 31..34; we add a window
+        (40, 11, 10, [0, 10, 20, 29]),
+        (11, 11, 10, [0]),
+        (3, 11, 10, [0]),
+    ],
+)
+def test_test_starts(frames: int, window: int, step: int, expected: list[int]) -> None:
+    np.testing.assert_array_equal(strided_test_starts(frames, window, step), expected)
+
+
+def test_test_starts_rejects_gaps() -> None:
+    with pytest.raises(ValueError, match="uncovered"):
+        strided_test_starts(100, 11, 12)
+
+
+def test_split_pads_short_sequence_with_last_frame() -> None:
+    x = np.arange(4 * 2, dtype=np.float32).reshape(4, 2)
+    windows, valid = split_windows(x, np.array([0]), 6)
+    assert windows.shape == (1, 6, 2)
+    np.testing.assert_array_equal(windows[0, 4:], [x[3], x[3]])
+    np.testing.assert_array_equal(valid, [[True] * 4 + [False] * 2])
+
+
+def test_merge_averages_overlaps() -> None:
+    # Two windows of length 3 over 4 frames overlap at frames 1 and 2.
+    windows = np.array([[0.0, 2.0, 4.0], [10.0, 20.0, 30.0]])
+    merged = merge_windows(windows, np.array([0, 1]), 4)
+    np.testing.assert_allclose(merged, [0.0, 6.0, 12.0, 30.0])
+
+
+def test_merge_ignores_invalid_positions_and_reports_gaps() -> None:
+    windows = np.array([[1.0, 2.0, 3.0], [100.0, 5.0, 6.0]])
+    valid = np.array([[True, True, True], [False, True, True]])
+    merged = merge_windows(windows, np.array([0, 1]), 4, valid)
+    np.testing.assert_allclose(merged, [1.0, 2.0, 4.0, 6.0])
+    with pytest.raises(ValueError, match="covered by no window"):
+        merge_windows(windows, np.array([0, 1]), 4, np.array([[True] * 3, [True, True, False]]))
+
+
+def test_merge_torch_matches_numpy() -> None:
+    rng = np.random.default_rng(0)
+    starts = strided_test_starts(37, 11, 5)
+    windows = rng.normal(size=(len(starts), 11, 3, 2)).astype(np.float32)
+    expected = merge_windows(windows, starts, 37)
+    got = merge_windows(torch.from_numpy(windows), starts, 37)
+    assert isinstance(got, torch.Tensor) and got.dtype == torch.float32
+    np.testing.assert_allclose(got.numpy(), expected, rtol=1e-6, atol=1e-6)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    frames=st.integers(1, 300),
+    window=st.integers(1, 40),
+    step_fraction=st.floats(0.0, 1.0),
+    train=st.booleans(),
+    seed=st.integers(0, 2**16),
+)
+def test_split_merge_round_trip(
+    frames: int, window: int, step_fraction: float, train: bool, seed: int
+) -> None:
+    step = 1 + int(step_fraction * (window - 1))  # 1 .. window: every frame covered
+    starts = (train_starts if train else strided_test_starts)(frames, window, step)
+    # Random floats: a naive sum-then-divide mean would not give them back bit for bit.
+    x = np.random.default_rng(seed).normal(size=(frames, 3, 2))
+    windows, valid = split_windows(x, starts, window)
+
+    assert windows.shape == (len(starts), window, 3, 2)
+    assert np.all(np.diff(starts) > 0) and starts[0] == 0
+    covered = np.zeros(frames, dtype=int)
+    for s, v in zip(starts, valid):
+        covered[s : s + v.sum()] += 1
+        # Exactly the positions past the end of the sequence are padding.
+        np.testing.assert_array_equal(v, s + np.arange(window) < frames)
+    assert np.all(covered > 0)
+    assert starts[-1] + window >= frames  # the last window reaches the end
+
+    merged = merge_windows(windows, starts, frames, valid)
+    assert merged.dtype == x.dtype
+    np.testing.assert_array_equal(merged, x)
