@@ -17,6 +17,7 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 import pytest
+from s3server import S3Server  # tests/ is on sys.path (conftest.py)
 
 from hanet import storage
 from hanet.storage import (
@@ -38,16 +39,8 @@ from hanet.storage import (
     write_text_atomic,
 )
 
-try:  # run as `python -m pytest` from the root (tests/ is a namespace package) ...
-    from tests.s3server import S3Server, s3_server_fixture
-except ImportError:  # ... or with tests/ itself on sys.path
-    from s3server import S3Server, s3_server_fixture
-
 REPO_ROOT = Path(__file__).resolve().parents[1]
 BUCKET = "hanet-storage-tests"
-
-# Local to this module until tests/conftest.py registers it for every module.
-s3_server = pytest.fixture(scope="session")(s3_server_fixture)
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,44 @@
+"""What every pipeline entry point shares: logging, Ray start-up, config + flags."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+from hanet.config import Config, load_config
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+SAMPLE_DIR = REPO_ROOT / "data" / "sample"
+DEMO_CONFIG = REPO_ROOT / "configs" / "demo_2D.yaml"
+DEMO_OUTPUT = REPO_ROOT / "outputs" / "demo"
+
+
+def setup_logging(verbose: bool = False) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        datefmt="%H:%M:%S",
+    )
+
+
+def init_ray(num_cpus: int | None = None) -> None:
+    """Connect to the cluster under ``ray job submit`` (RAY_ADDRESS is set) or start a small
+    local instance on a laptop. Environment comes from the job's runtime_env, not from here."""
+    import ray
+
+    if ray.is_initialized():
+        return
+    if os.environ.get("RAY_ADDRESS"):
+        ray.init(log_to_driver=True)
+        return
+    ray.init(
+        num_cpus=num_cpus,
+        include_dashboard=False,
+        object_store_memory=int(os.environ.get("HANET_OBJECT_STORE_BYTES", 400_000_000)),
+        log_to_driver=True,
+    )
+
+
+def config_from_flags(config: Path | None, overrides: list[str] | None) -> Config:
+    return load_config(config, overrides or [])

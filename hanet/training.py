@@ -1,0 +1,355 @@
+"""Training on Ray Train: the per-worker loop and ``build_trainer`` (shared with Tune).
+
+The loop follows Ray's canonical order: unpack config -> dataset shard -> model ->
+``prepare_model`` (DDP: gloo on CPU, NCCL on GPU) -> epochs of train / validate ->
+``ray.train.report``. Rank 0 alone writes the self-describing checkpoint and the metrics log;
+every rank reports. Model selection uses a validation split carved from train by clip, never
+the test set.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import torch
+
+from hanet.config import Config, TrainConfig, from_dict
+from hanet.schema import Sequence
+from hanet.storage import Location, exists, read_text, write_text_atomic
+
+CHECKPOINT_FILE = "checkpoint.pt"
+RUN_NAME = "train"
+SELECTION_METRIC = "val_position_error"
+BATCH_COLUMNS = ("input", "target", "target_mask", "frame_mask", "key_mask")
+
+
+# ----------------------------------------------------------------------------------------------
+# Pure helpers
+
+
+def lr_factor(step: int, train: TrainConfig, steps_per_epoch: int) -> float:
+    """Learning-rate multiplier at optimiser step ``step`` (stepped every iteration).
+
+    ``exponential``: ``lr_decay ** epoch`` (the review code's per-epoch decay).
+    ``warmup_cosine``: linear warm-up from ``warmup_start_lr`` over ``warmup_epochs`` epochs,
+    then cosine down to ``min_lr`` at the last epoch (the official code's schedule).
+    """
+    if train.schedule == "exponential":
+        return train.lr_decay ** (step // max(1, steps_per_epoch))
+    warmup = train.warmup_epochs * steps_per_epoch
+    total = max(train.epochs * steps_per_epoch, warmup + 1)
+    start, low = train.warmup_start_lr / train.lr, train.min_lr / train.lr
+    if step < warmup:
+        return start + (1.0 - start) * step / max(1, warmup)
+    progress = min(1.0, (step - warmup) / max(1, total - warmup))
+    return low + (1.0 - low) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def arrow_to_arrays(batch: pa.Table) -> dict[str, np.ndarray]:
+    """Window rows (flat list columns) -> fixed-shape arrays Ray can batch into tensors."""
+    rows = batch.num_rows
+    size = int(batch.column("window_size")[0].as_py()) if rows else 1
+    out = {}
+    for name in BATCH_COLUMNS:
+        column = batch.column(name).combine_chunks()
+        flat = column.flatten().to_numpy(zero_copy_only=False)
+        if name in ("frame_mask", "key_mask"):
+            out[name] = flat.astype(bool).reshape(rows, size)
+        elif name == "target_mask":
+            out[name] = flat.astype(bool).reshape(rows, size, -1)
+        else:
+            out[name] = flat.astype(np.float32).reshape(rows, size, -1)
+    return out
+
+
+def batch_loss(model: torch.nn.Module, batch: dict[str, torch.Tensor], cfg: Config):
+    from hanet.losses import hanet_loss
+
+    output = model(batch["input"])
+    return hanet_loss(
+        output.final.float(),
+        output.refined.float(),
+        batch["target"],
+        batch["key_mask"],
+        batch["target_mask"],
+        loss_lambda=cfg.train.loss_lambda,
+        loss_w=cfg.train.loss_w,
+        mutual=cfg.train.mutual,
+        frame_valid=batch["frame_mask"],
+    )
+
+
+def validation_metrics(model: torch.nn.Module, cfg: Config, sequences: list[Sequence]) -> dict:
+    """Input vs HANet metrics on whole validation sequences (every frame, merged windows)."""
+    from hanet.checkpoint import unwrap_model
+    from hanet.evaluation import evaluate_method, input_poses, primary_metric
+    from hanet.refiner import Refiner
+
+    if not sequences:
+        return {}
+    net = unwrap_model(model)
+    was_training = net.training
+    refiner = Refiner(net, cfg, device=next(net.parameters()).device)
+    refined = {s.sequence_id: r.pred for s, r in zip(sequences, refiner.refine_many(sequences))}
+    net.train(was_training)
+    ours, _ = evaluate_method(sequences, lambda s: refined[s.sequence_id])
+    base, _ = evaluate_method(sequences, input_poses)
+    metrics = {f"val_{k}": v for k, v in ours.items()}
+    metrics.update({f"val_input_{k}": v for k, v in base.items()})
+    metrics[SELECTION_METRIC] = ours[primary_metric(cfg.data.representation)]
+    return metrics
+
+
+# ----------------------------------------------------------------------------------------------
+# The per-worker loop
+
+
+def _append_metrics(log_location: Location, record: dict[str, Any]) -> None:
+    """Rank 0 keeps a JSON-lines log in the run folder; a resumed run rewrites the epochs it
+    repeats instead of duplicating them."""
+    lines = []
+    if exists(log_location):
+        for line in read_text(log_location).splitlines():
+            if line.strip() and json.loads(line).get("epoch", -1) < record["epoch"]:
+                lines.append(line)
+    lines.append(json.dumps(record))
+    write_text_atomic(log_location, "\n".join(lines) + "\n")
+
+
+def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
+    import ray.train
+    import ray.train.torch
+
+    from hanet.checkpoint import load_checkpoint, save_checkpoint, unwrap_model
+    from hanet.model import HANet
+    from hanet.readers import read_sequence_parquet
+
+    # [1] Unpack the config.
+    cfg = from_dict(loop_config["config"])
+    dataset: Location = loop_config["dataset"]
+    output: Location = loop_config["output"]
+    steps_per_epoch: int = loop_config["steps_per_epoch"]
+    fault = loop_config.get("fault")
+    context = ray.train.get_context()
+    rank, world = context.get_world_rank(), context.get_world_size()
+    torch.manual_seed(cfg.train.seed + rank)
+    device = ray.train.torch.get_device()
+    use_amp = cfg.train.amp and device.type == "cuda"
+
+    # [2] Model, optimiser, schedule; resume from the latest checkpoint if there is one.
+    model = HANet(cfg.model)
+    optimizer = torch.optim.AdamW(
+        model.parameters(),
+        lr=cfg.train.lr,
+        weight_decay=cfg.train.weight_decay,
+        amsgrad=cfg.train.amsgrad,
+    )
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: lr_factor(step, cfg.train, steps_per_epoch)
+    )
+    start_epoch = 0
+    checkpoint = ray.train.get_checkpoint()
+    if checkpoint is not None:
+        with checkpoint.as_directory() as folder:
+            state = load_checkpoint(Path(folder) / CHECKPOINT_FILE)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        start_epoch = int(state["epoch"]) + 1
+    # The model's buffers are constant masks and position tables: nothing to broadcast.
+    model = ray.train.torch.prepare_model(
+        model, parallel_strategy_kwargs={"broadcast_buffers": False}
+    )
+
+    # [3] Data: this worker's shard of train; rank 0 validates on the whole val split.
+    train_shard = ray.train.get_dataset_shard("train")
+    val_data = ray.train.get_dataset_shard("val") if rank == 0 and loop_config["has_val"] else None
+    val_sequences: list[Sequence] = []
+    val_file = dataset.join("sequences", "val.parquet")
+    if rank == 0 and exists(val_file):
+        val_sequences = read_sequence_parquet(val_file)
+
+    for epoch in range(start_epoch, cfg.train.epochs):
+        if fault and epoch == fault["epoch"] and rank == world - 1:
+            marker = Path(fault["marker"])
+            if not marker.exists():
+                marker.write_text("worker killed once by the test fault hook\n")
+                os._exit(1)  # a lost worker: Ray restarts the group from the last checkpoint
+        began = time.perf_counter()
+        model.train()
+        total, count = 0.0, 0
+        for step, batch in enumerate(
+            train_shard.iter_torch_batches(
+                batch_size=cfg.train.batch_size,
+                local_shuffle_buffer_size=max(4 * cfg.train.batch_size, 256),
+                local_shuffle_seed=cfg.train.seed + epoch * 997 + rank,
+                device=device,
+                drop_last=world > 1,
+            )
+        ):
+            if step >= steps_per_epoch:
+                break
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
+                loss = batch_loss(model, batch, cfg).total
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.train.grad_clip)
+            optimizer.step()
+            scheduler.step()
+            total += float(loss.detach())
+            count += 1
+        metrics: dict[str, Any] = {
+            "epoch": epoch,
+            "train_loss": total / max(count, 1),
+            "train_steps": count,
+            "lr": optimizer.param_groups[0]["lr"],
+            "epoch_seconds": time.perf_counter() - began,
+        }
+        if rank == 0:
+            # Rank 0 validates alone, so it must use the bare module: a DDP forward is a
+            # collective the other ranks would never join.
+            net = unwrap_model(model).eval()
+            if val_data is not None:
+                with torch.inference_mode():
+                    losses = [
+                        float(batch_loss(net, b, cfg).total)
+                        for b in val_data.iter_torch_batches(batch_size=256, device=device)
+                    ]
+                metrics["val_loss"] = float(np.mean(losses)) if losses else float("nan")
+            metrics.update(validation_metrics(net, cfg, val_sequences))
+            metrics.setdefault(SELECTION_METRIC, metrics.get("val_loss", metrics["train_loss"]))
+            _append_metrics(output.join("metrics.jsonl"), metrics)
+            with tempfile.TemporaryDirectory() as folder:
+                save_checkpoint(
+                    Path(folder) / CHECKPOINT_FILE,
+                    model,
+                    cfg,
+                    optimizer=optimizer,
+                    scheduler=scheduler,
+                    epoch=epoch,
+                    metrics=metrics,
+                )
+                ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(folder))
+        else:
+            metrics.setdefault(SELECTION_METRIC, float("nan"))
+            ray.train.report(metrics)
+
+
+# ----------------------------------------------------------------------------------------------
+# The driver side
+
+
+def read_window_dataset(dataset: Location, split: str):
+    """A split of a committed window dataset as a Ray Dataset of fixed-shape arrays."""
+    import ray.data
+
+    from hanet.preprocessing import window_files
+
+    files = window_files(dataset, split)
+    if not files:
+        return None
+    read = ray.data.read_parquet(
+        [f.path for f in files],
+        filesystem=dataset.filesystem(),
+        columns=["window_size", *BATCH_COLUMNS],
+    )
+    return read.map_batches(arrow_to_arrays, batch_format="pyarrow")
+
+
+def steps_per_epoch(cfg: Config, train_windows: int) -> int:
+    per_worker = train_windows // cfg.train.num_workers
+    steps = max(1, per_worker // cfg.train.batch_size)
+    if cfg.train.max_steps_per_epoch:
+        steps = min(steps, cfg.train.max_steps_per_epoch)
+    return steps
+
+
+def build_trainer(
+    cfg: Config,
+    dataset: Location,
+    output: Location,
+    name: str = RUN_NAME,
+    callbacks: list | None = None,
+    fault: dict | None = None,
+):
+    """A ``TorchTrainer`` for ``cfg`` on a preprocessed dataset, checkpointing under
+    ``output/name`` (local folder or S3). Rerunning with the same output and name resumes."""
+    from ray.train import CheckpointConfig, DataConfig, FailureConfig, RunConfig, ScalingConfig
+    from ray.train.torch import TorchTrainer
+
+    from hanet.preprocessing import load_manifest
+
+    manifest = load_manifest(dataset)
+    if manifest is None:
+        raise FileNotFoundError(f"{dataset.uri}: no manifest.json; run pipelines/preprocess.py")
+    if manifest["window_size"] != cfg.model.window_size or manifest["num_joints"] != (
+        cfg.model.num_joints
+    ):
+        raise ValueError(
+            f"{dataset.uri}: windows of {manifest['window_size']} frames x "
+            f"{manifest['num_joints']} joints, but the config needs {cfg.model.window_size} x "
+            f"{cfg.model.num_joints}: preprocess with the same model settings"
+        )
+    train_info = manifest["splits"].get("train")
+    if not train_info:
+        raise ValueError(f"{dataset.uri}: no train split")
+    datasets = {"train": read_window_dataset(dataset, "train")}
+    val = read_window_dataset(dataset, "val") if "val" in manifest["splits"] else None
+    if val is not None:
+        datasets["val"] = val
+    resources = {"CPU": cfg.train.cpus_per_worker}
+    if cfg.train.use_gpu:
+        resources["GPU"] = 1
+    loop_config = {
+        "config": cfg.to_dict(),
+        "dataset": dataset,
+        "output": output,
+        "steps_per_epoch": steps_per_epoch(cfg, train_info["windows"]),
+        "has_val": val is not None,
+        "fault": fault,
+    }
+    storage_path = output.path if output.scheme == "s3" else output.path
+    run_config = RunConfig(
+        name=name,
+        storage_path=storage_path,
+        storage_filesystem=output.filesystem() if output.scheme == "s3" else None,
+        checkpoint_config=CheckpointConfig(
+            num_to_keep=cfg.train.keep_checkpoints,
+            checkpoint_score_attribute=SELECTION_METRIC,
+            checkpoint_score_order="min",
+        ),
+        failure_config=FailureConfig(max_failures=cfg.train.max_failures),
+        callbacks=callbacks,
+    )
+    return TorchTrainer(
+        train_loop_per_worker,
+        train_loop_config=loop_config,
+        scaling_config=ScalingConfig(
+            num_workers=cfg.train.num_workers,
+            use_gpu=cfg.train.use_gpu,
+            resources_per_worker=resources,
+        ),
+        run_config=run_config,
+        datasets=datasets,
+        dataset_config=DataConfig(datasets_to_split=["train"]),
+    )
+
+
+def best_checkpoint(result) -> Any:
+    """The kept checkpoint with the lowest validation error (the last one if none scored)."""
+    scored = [
+        (metrics.get(SELECTION_METRIC, float("inf")), checkpoint)
+        for checkpoint, metrics in (result.best_checkpoints or [])
+    ]
+    scored = [(v if v == v else float("inf"), c) for v, c in scored]  # NaN sorts last
+    if scored:
+        return min(scored, key=lambda vc: vc[0])[1]
+    return result.checkpoint
