@@ -148,8 +148,11 @@ class TrainConfig:
     amp: bool = True
     keep_checkpoints: int = 2
     max_failures: int = 1
-    # Windows per epoch and worker; 0 = the whole shard.
+    # Optimiser steps per epoch and worker; 0 = the whole shard.
     max_steps_per_epoch: int = 0
+    # Keep the window datasets in Ray's object store after the first read, so epochs do not
+    # re-read Parquet. Turn off for corpora larger than the cluster's object store.
+    materialize: bool = True
 
     def validate(self) -> None:
         _require(self.epochs >= 1, "train.epochs", "must be >= 1")

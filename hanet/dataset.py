@@ -37,14 +37,49 @@ class Normalised:
     target_offset: np.ndarray
 
 
+def filled_input(seq: Sequence) -> np.ndarray:
+    """The estimator's poses with every missing joint filled, ``[T, J, D]`` float32.
+
+    Gaps are interpolated linearly in time (held at the ends), so a missing joint never enters
+    the model as a zero. A joint the estimator never produced in the whole sequence has nothing
+    to interpolate from; it takes the mean of the frame's other joints (the body's centre), a
+    finite, plausible value that its mask still marks as missing.
+    """
+    observed = seq.observed()
+    pred = fill_missing(seq.pred, observed)
+    never = ~observed.any(axis=0)  # [J]
+    if never.any():
+        centre = pred[:, ~never, :].mean(axis=1)  # validate_sequence: some joint is observed
+        pred[:, never, :] = centre[:, None, :]
+    return pred.astype(np.float32)
+
+
+def _filled_target(seq: Sequence) -> np.ndarray | None:
+    """Ground truth with unlabelled joints filled like the input, for the 3D root only."""
+    if seq.gt is None:
+        return None
+    labelled = seq.labelled_joints()
+    if labelled.all() or not labelled.any():
+        return seq.gt
+    gt = fill_missing(seq.gt, labelled)
+    never = ~labelled.any(axis=0)
+    if never.any():
+        gt[:, never, :] = gt[:, ~never, :].mean(axis=1)[:, None, :]
+    return gt
+
+
 def normalise(seq: Sequence) -> Normalised:
     """Model units: 2D divides by image width/height (as published); 3D is root-relative
     metres around the layout's root joints; SMPL 6D rotations are left as they are.
 
-    Missing input joints are first filled by linear interpolation in time, so they never enter
-    the model as zeros; the masks still say they were missing.
+    Missing input joints are first filled (:func:`filled_input`), so they never enter the model
+    as zeros; the masks still say they were missing. Unlabelled target joints stay 0 and are
+    masked out by :func:`target_mask`.
+
+    Raises:
+        SchemaError: 2D input without an image size.
     """
-    pred = fill_missing(seq.pred, seq.observed())
+    pred = filled_input(seq)
     frames, _, dims = pred.shape
     gt = seq.gt
     scale = np.ones(dims, dtype=np.float32)
@@ -61,7 +96,8 @@ def normalise(seq: Sequence) -> Normalised:
         layout = get_layout(seq.layout)
         input_offset = layout.root(pred)[:, 0, :].astype(np.float32)
         if gt is not None:
-            target_offset = layout.root(gt)[:, 0, :].astype(np.float32)
+            # A missing root joint in the ground truth would drag the root towards 0.
+            target_offset = layout.root(_filled_target(seq))[:, 0, :].astype(np.float32)
     norm_input = (pred - input_offset[:, None, :]) / scale
     norm_target = None if gt is None else (gt - target_offset[:, None, :]) / scale
     return Normalised(
@@ -74,18 +110,20 @@ def normalise(seq: Sequence) -> Normalised:
 
 
 def denormalise(x: np.ndarray, scale: np.ndarray, offset: np.ndarray) -> np.ndarray:
-    """Inverse of :func:`normalise` for [T, J, D] poses with a [T, D] offset."""
-    return x * scale + offset[:, None, :]
+    """Inverse of :func:`normalise` for [T, J, D] poses with a [T, D] offset.
+
+    Computed in float64 and returned in ``x``'s floating dtype, so a float32 round trip is off
+    by at most one float32 rounding of the result, never two.
+    """
+    dtype = np.result_type(x.dtype, np.float32) if hasattr(x, "dtype") else np.float64
+    out = np.asarray(x, np.float64) * np.asarray(scale, np.float64)
+    out = out + np.asarray(offset, np.float64)[:, None, :]
+    return out.astype(dtype)
 
 
 def target_mask(seq: Sequence) -> np.ndarray:
     """[T, J] True where ground truth exists for that frame and joint."""
-    frames, joints = seq.num_frames, seq.num_joints
-    mask = np.broadcast_to(seq.labelled()[:, None], (frames, joints)).copy()
-    gt_joints = seq.extra.get("gt_joint_mask")
-    if gt_joints is not None:
-        mask &= np.asarray(gt_joints, dtype=bool)
-    return mask
+    return seq.labelled_joints()
 
 
 def window_starts(
@@ -96,49 +134,79 @@ def window_starts(
     size = model.window_size
     if split == "train":
         return train_starts(num_frames, size, train_stride)
+    # Raises ValueError when interval * test_stride_q > window_size (frames left uncovered).
     return test_starts(num_frames, size, model.interval * test_stride_q)
 
 
-def sequence_windows(
+def window_arrays(
     seq: Sequence, model: ModelConfig, split: str, train_stride: int = 1, test_stride_q: int = 1
-) -> list[dict[str, Any]]:
-    """Window rows (:data:`hanet.schema.WINDOW_SCHEMA`) for one validated sequence."""
+) -> dict[str, np.ndarray]:
+    """The windows of one validated sequence as stacked arrays, one per window column.
+
+    Column names and meanings follow :data:`hanet.schema.WINDOW_SCHEMA`; building them with a
+    few numpy slices (no per-window Python work) is what keeps preprocessing close to the
+    speed of writing the bytes.
+
+    Shape:
+        input, target, target_mask: ``[W, T, J * D]``; frame_mask, key_mask: ``[W, T]``;
+        input_mask: ``[W, T, J]``; scale: ``[W, D]``; input_offset, target_offset:
+        ``[W, T, D]``; sequence_id, split, start, window_size, num_joints, joint_dim: ``[W]``.
+    """
     norm = normalise(seq)
     size = model.window_size
-    channels = seq.num_joints * seq.joint_dim
-    starts = window_starts(seq.num_frames, model, split, train_stride, test_stride_q)
     dims = seq.joint_dim
-    target = norm.target if norm.target is not None else np.zeros_like(norm.input)
+    channels = seq.num_joints * dims
+    starts = window_starts(seq.num_frames, model, split, train_stride, test_stride_q)
+    count = len(starts)
     supervised = np.repeat(target_mask(seq), dims, axis=1)  # [T, C]
-    inputs, frame_valid = split_windows(norm.input.reshape(-1, channels), starts, size)
-    targets, _ = split_windows(target.reshape(-1, channels), starts, size)
+    target = np.zeros((seq.num_frames, channels), dtype=np.float32)
+    if norm.target is not None:
+        # Unknown ground truth is stored as 0 (never as a value relative to some offset).
+        target = np.where(supervised, norm.target.reshape(-1, channels), 0.0).astype(np.float32)
+    inputs, valid = split_windows(norm.input.reshape(-1, channels), starts, size)
+    targets, _ = split_windows(target, starts, size)
     supervised_w, _ = split_windows(supervised, starts, size)
     observed_w, _ = split_windows(seq.observed(), starts, size)
     in_offset, _ = split_windows(norm.input_offset, starts, size)
     tg_offset, _ = split_windows(norm.target_offset, starts, size)
     keys = key_frame_mask(size, model.interval)
+    return {
+        "sequence_id": np.full(count, seq.sequence_id, dtype=object),
+        "split": np.full(count, split, dtype=object),
+        "start": starts.astype(np.int32),
+        "window_size": np.full(count, size, dtype=np.int32),
+        "num_joints": np.full(count, seq.num_joints, dtype=np.int32),
+        "joint_dim": np.full(count, dims, dtype=np.int32),
+        "input": inputs.astype(np.float32),
+        "target": targets,
+        "target_mask": supervised_w & valid[:, :, None],
+        "frame_mask": valid,
+        "key_mask": np.broadcast_to(keys, (count, size)),
+        "input_mask": observed_w & valid[:, :, None],
+        "scale": np.broadcast_to(norm.scale, (count, dims)),
+        "input_offset": in_offset,
+        "target_offset": tg_offset,
+    }
+
+
+def sequence_windows(
+    seq: Sequence, model: ModelConfig, split: str, train_stride: int = 1, test_stride_q: int = 1
+) -> list[dict[str, Any]]:
+    """Window rows (:data:`hanet.schema.WINDOW_SCHEMA`) for one validated sequence: plain
+    values for the scalar columns, flat numpy arrays for the list columns."""
+    arrays = window_arrays(seq, model, split, train_stride, test_stride_q)
     rows = []
-    for w, start in enumerate(starts):
-        valid = frame_valid[w]
-        rows.append(
-            {
-                "sequence_id": seq.sequence_id,
-                "split": split,
-                "start": int(start),
-                "window_size": size,
-                "num_joints": seq.num_joints,
-                "joint_dim": dims,
-                "input": inputs[w].reshape(-1),
-                "target": targets[w].reshape(-1),
-                "target_mask": (supervised_w[w] & valid[:, None]).reshape(-1),
-                "frame_mask": valid,
-                "key_mask": keys,
-                "input_mask": (observed_w[w] & valid[:, None]).reshape(-1),
-                "scale": norm.scale,
-                "input_offset": in_offset[w].reshape(-1),
-                "target_offset": tg_offset[w].reshape(-1),
-            }
-        )
+    for w in range(len(arrays["start"])):
+        row: dict[str, Any] = {}
+        for name, values in arrays.items():
+            value = values[w]
+            if isinstance(value, np.ndarray):
+                row[name] = value.reshape(-1)
+            elif isinstance(value, np.generic):
+                row[name] = value.item()
+            else:
+                row[name] = value
+        rows.append(row)
     return rows
 
 

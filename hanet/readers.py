@@ -181,8 +181,12 @@ def find_published_pairs(
     """Every (dataset, estimator, split) pair under a published-layout root.
 
     ``dataset``/``estimator`` of None take every one found. A detections file without its
-    ground-truth partner is paired with None-free error: inference-only data belongs in
+    ground-truth partner is still paired (with the ground-truth path it should have), so
+    reading the pair reports the missing file; inference-only data belongs in
     :func:`read_detections_npz`.
+
+    Raises:
+        ReadError: no published root here, or no pair for ``dataset``/``estimator``.
     """
     root = find_published_root(location)
     detected_root = root.join("detected_poses")
@@ -247,6 +251,8 @@ def _poses(flat: np.ndarray, layout_name: str, representation: str, where: str) 
     if array.dtype == object or not np.issubdtype(array.dtype, np.number):
         raise ReadError(f"{where}: poses are not numeric (dtype {array.dtype})")
     array = array.astype(np.float64)
+    if array.size == 0:
+        raise ReadError(f"{where}: empty sequence (0 frames)")
     if array.ndim == 1:
         array = array[None]
     if array.ndim == 2:
@@ -270,11 +276,16 @@ def _poses(flat: np.ndarray, layout_name: str, representation: str, where: str) 
     return array.astype(np.float32)
 
 
-def _validated(seq: Sequence) -> Sequence:
+def _validated(seq: Sequence, where: str | None = None) -> Sequence:
+    """validate_sequence, its error as a ReadError that starts with ``where`` (file, sequence
+    number and id) when given, so every reader's messages look alike."""
     try:
         return validate_sequence(seq)
     except SchemaError as err:
-        raise ReadError(str(err)) from None
+        message = str(err)
+        if where is not None and message.startswith(seq.where()):
+            message = where + message[len(seq.where()) :]
+        raise ReadError(message) from None
 
 
 def _missing(poses: np.ndarray, representation: str) -> np.ndarray:
@@ -288,10 +299,57 @@ def _missing(poses: np.ndarray, representation: str) -> np.ndarray:
 def _frame_names(entry: np.ndarray | None, frames: int, where: str) -> list[str] | None:
     if entry is None:
         return None
-    names = [str(n) for n in np.asarray(entry).reshape(-1)]
+    # Files written under Python 2 hold bytes; str(b"x") would give "b'x'".
+    names = [
+        n.decode("utf-8", "replace") if isinstance(n, bytes) else str(n)
+        for n in np.asarray(entry).reshape(-1)
+    ]
     if len(names) != frames:
         raise ReadError(f"{where}: {len(names)} image names for {frames} frames")
     return names
+
+
+def _per_sequence(
+    arrays: dict[str, np.ndarray], key: str, count: int, where: str
+) -> list[np.ndarray] | None:
+    """A key's entries, one per sequence, or None when the file lacks the key.
+
+    Raises:
+        ReadError: the key holds another number of entries than there are sequences.
+    """
+    if key not in arrays:
+        return None
+    entries = _entries(arrays, key, where)
+    if len(entries) != count:
+        raise ReadError(f"{where}: {len(entries)} {key!r} entries for {count} sequences")
+    return entries
+
+
+def _image_sizes(
+    arrays: dict[str, np.ndarray], count: int, where: str
+) -> list[tuple[int, int]] | None:
+    """(width, height) per sequence from ``imgshape`` (H, W[, C]) entries.
+
+    A single numeric (H, W[, C]) shared by every sequence is accepted too.
+    """
+    if "imgshape" not in arrays:
+        return None
+    raw = arrays["imgshape"]
+    if raw.dtype != object and raw.ndim == 1 and len(raw) in (2, 3) and count not in (2, 3):
+        shapes = [raw] * count
+    else:
+        shapes = _per_sequence(arrays, "imgshape", count, where) or []
+    sizes = []
+    for index, shape in enumerate(shapes):
+        flat = np.asarray(shape).reshape(-1)
+        try:
+            height, width = int(flat[0]), int(flat[1])
+        except (IndexError, TypeError, ValueError):
+            raise ReadError(
+                f"{where}: sequence {index}: imgshape {flat.tolist()} lacks (height, width)"
+            ) from None
+        sizes.append((width, height))
+    return sizes
 
 
 def read_published_pair(
@@ -303,10 +361,18 @@ def read_published_pair(
 ) -> list[Sequence]:
     """Read and pair one ground-truth file with its estimator file, checked.
 
-    Pairing follows the published loaders: by sequence index and frame order. Differing
-    sequence counts are errors for the file; a bad sequence raises, or when ``errors`` is a
-    list, its message is appended there and the other sequences are kept. Differing image
-    names are logged.
+    Pairing follows the published loaders: by sequence index and frame order. Problems that
+    concern a whole file (unreadable, truncated, unsafe pickle, missing keys, differing
+    sequence counts) always raise. A bad sequence (length mismatch, wrong joint count, inf,
+    empty, ...) raises too, or when ``errors`` is a list, its message is appended there and
+    the other sequences are kept. Every message names the file, the sequence and the problem.
+    Differing image names are logged (the published loaders pair by index regardless).
+
+    Missing joints (2D ``-1, -1`` or NaN) become masks: ``joint_mask`` for the estimator,
+    ``gt_joint_mask`` for the ground truth.
+
+    Raises:
+        ReadError: see above.
     """
     gt_arrays, det_arrays = load_npz(pair.gt), load_npz(pair.detected)
     gt_where, det_where = pair.gt.uri, pair.detected.uri
@@ -318,39 +384,43 @@ def read_published_pair(
         raise ReadError(
             f"{det_where}: {len(det_entries)} sequences, but {gt_where} has {len(gt_entries)}"
         )
-    gt_names = _entries(gt_arrays, "imgname", gt_where) if "imgname" in gt_arrays else None
-    det_names = _entries(det_arrays, "imgname", det_where) if "imgname" in det_arrays else None
-    shapes = _entries(gt_arrays, "imgshape", gt_where) if "imgshape" in gt_arrays else None
-    bboxes = _entries(gt_arrays, "bbox", gt_where) if "bbox" in gt_arrays else None
-    if representation == "2D" and shapes is None:
+    count = len(gt_entries)
+    if count == 0:
+        raise ReadError(f"{det_where}: no sequences")
+    gt_names = _per_sequence(gt_arrays, "imgname", count, gt_where)
+    det_names = _per_sequence(det_arrays, "imgname", count, det_where)
+    sizes = _image_sizes(gt_arrays, count, gt_where)
+    bboxes = _per_sequence(gt_arrays, "bbox", count, gt_where)
+    if representation == "2D" and sizes is None:
         raise ReadError(f"{gt_where}: 2D ground truth needs 'imgshape' (image height, width)")
     split = {"train": "train", "test": "test", "val": "val", "valid": "val"}.get(pair.split)
     sequences = []
     mismatched_names = 0
-    for index, (gt_flat, det_flat) in enumerate(zip(gt_entries, det_entries)):
+    for index in range(count):
         seq_id = f"{pair.dataset}_{pair.estimator}_{pair.split}_{index:05d}"
         where = f"{det_where}: sequence {index} ({seq_id})"
         try:
-            gt = _poses(gt_flat, layout, representation, f"{gt_where}: sequence {index}")
-            pred = _poses(det_flat, layout, representation, where)
+            gt_seq_where = f"{gt_where}: sequence {index} ({seq_id})"
+            gt = _poses(gt_entries[index], layout, representation, gt_seq_where)
+            pred = _poses(det_entries[index], layout, representation, where)
             if len(gt) != len(pred):
                 raise ReadError(
                     f"{where}: {len(pred)} frames, but ground truth sequence {index} in "
-                    f"{gt_where} has {len(gt)}"
+                    f"{gt_where} has {len(gt)} (length mismatch)"
                 )
             names = _frame_names(gt_names[index] if gt_names else None, len(gt), where)
             det_frame_names = _frame_names(det_names[index] if det_names else None, len(gt), where)
             if names and det_frame_names and names != det_frame_names:
                 mismatched_names += 1
-            image_size = None
-            if shapes is not None:
-                shape = np.asarray(shapes[index]).reshape(-1)
-                if len(shape) < 2:
-                    raise ReadError(f"{gt_where}: sequence {index}: imgshape {shape} lacks H, W")
-                image_size = (int(shape[1]), int(shape[0]))
             bbox = None
             if bboxes is not None:
-                bbox = np.asarray(bboxes[index], dtype=np.float32).reshape(-1, 4)
+                bbox = np.asarray(bboxes[index], dtype=np.float32)
+                if bbox.size != 4 * len(gt):
+                    raise ReadError(
+                        f"{gt_where}: sequence {index}: bbox has {bbox.size} values for "
+                        f"{len(gt)} frames (expected [frames, 4])"
+                    )
+                bbox = bbox.reshape(-1, 4)
             missing = _missing(pred, representation)
             gt_missing = _missing(gt, representation)
             seq = Sequence(
@@ -360,29 +430,31 @@ def read_published_pair(
                 pred=np.where(missing[..., None], np.nan, pred),
                 gt=np.where(gt_missing[..., None], 0.0, gt).astype(np.float32),
                 gt_mask=~gt_missing.all(axis=1),
+                gt_joint_mask=~gt_missing,
                 joint_mask=~missing,
                 bbox=bbox,
-                image_size=image_size,
+                image_size=sizes[index] if sizes is not None else None,
                 fps=fps,
                 dataset=pair.dataset,
                 estimator=pair.estimator,
                 split=split,
                 frame_names=names or det_frame_names,
                 source=det_where,
-                extra={"gt_joint_mask": ~gt_missing},
             )
-            sequences.append(_validated(seq))
-        except ReadError as err:
+            sequences.append(_validated(seq, where))
+        except (ReadError, ValueError, TypeError) as err:
+            # ValueError/TypeError: numpy refusing an entry (ragged, non-numeric, ...).
+            message = str(err) if isinstance(err, ReadError) else f"{where}: {err}"
             if errors is None:
-                raise
-            errors.append(str(err))
+                raise ReadError(message) from None
+            errors.append(message)
     if mismatched_names:
         log.warning(
             "%s: image names differ from %s in %d of %d sequences (paired by index)",
             det_where,
             gt_where,
             mismatched_names,
-            len(sequences),
+            count,
         )
     return sequences
 
@@ -394,38 +466,41 @@ def read_detections_npz(
     fps: float | None = None,
     image_size: tuple[int, int] | None = None,
 ) -> list[Sequence]:
-    """An estimator npz on its own (no ground truth), as refinement input."""
+    """An estimator npz on its own (no ground truth), as refinement input.
+
+    Raises:
+        ReadError: naming the file, the sequence and the problem.
+    """
     arrays = load_npz(location)
     key = _pose_key(arrays, representation, location.uri)
     entries = _entries(arrays, key, location.uri)
-    names = _entries(arrays, "imgname", location.uri) if "imgname" in arrays else None
-    shapes = _entries(arrays, "imgshape", location.uri) if "imgshape" in arrays else None
+    if not entries:
+        raise ReadError(f"{location.uri}: no sequences")
+    names = _per_sequence(arrays, "imgname", len(entries), location.uri)
+    sizes = _image_sizes(arrays, len(entries), location.uri)
     stem = _safe_stem(location.name)
     sequences = []
     for index, flat in enumerate(entries):
-        where = f"{location.uri}: sequence {index}"
-        pred = _poses(flat, layout, representation, where)
-        missing = _missing(pred, representation)
-        size = image_size
-        if shapes is not None:
-            shape = np.asarray(shapes[index]).reshape(-1)
-            size = (int(shape[1]), int(shape[0]))
-        seq = Sequence(
-            sequence_id=f"{stem}_{index:05d}",
-            layout=layout,
-            representation=representation,
-            pred=np.where(missing[..., None], np.nan, pred),
-            joint_mask=~missing,
-            image_size=size,
-            fps=fps,
-            split="infer",
-            frame_names=_frame_names(names[index] if names else None, len(pred), where),
-            source=location.uri,
-        )
+        seq_id = f"{stem}_{index:05d}"
+        where = f"{location.uri}: sequence {index} ({seq_id})"
         try:
-            sequences.append(validate_sequence(seq))
-        except SchemaError as err:
-            raise ReadError(str(err)) from None
+            pred = _poses(flat, layout, representation, where)
+            missing = _missing(pred, representation)
+            seq = Sequence(
+                sequence_id=seq_id,
+                layout=layout,
+                representation=representation,
+                pred=np.where(missing[..., None], np.nan, pred),
+                joint_mask=~missing,
+                image_size=sizes[index] if sizes is not None else image_size,
+                fps=fps,
+                split="infer",
+                frame_names=_frame_names(names[index] if names else None, len(pred), where),
+                source=location.uri,
+            )
+            sequences.append(_validated(seq, where))
+        except (ValueError, TypeError) as err:  # ReadError is a ValueError
+            raise (err if isinstance(err, ReadError) else ReadError(f"{where}: {err}")) from None
     return sequences
 
 
@@ -435,10 +510,48 @@ def read_detections_npz(
 _LAYOUT_BY_KEYPOINTS = {17: "coco17", 33: "mediapipe33", 15: "jhmdb", 14: "lsp14"}
 
 
+def _safe_token(text: str) -> str:
+    """``text`` reduced to the id character set (ASCII letters, digits, ``_.-``)."""
+    return "".join(c if (c.isascii() and c.isalnum()) or c in "_.-" else "_" for c in text)
+
+
 def _safe_stem(name: str) -> str:
-    stem = name.rsplit(".", 1)[0]
-    safe = "".join(c if c.isalnum() or c in "_.-" else "_" for c in stem).lstrip("._-")
+    """A file name without its suffix, usable as the start of a sequence id."""
+    safe = _safe_token(name.rsplit(".", 1)[0]).lstrip("._-").replace("..", "_")
     return safe or "sequence"
+
+
+def _frame_order(frames: set[Any], where: str) -> list[Any]:
+    """Frames in time order. Integer ids are frame numbers: the whole range between the first
+    and the last is kept, so a frame in which nobody was detected still takes its time step
+    (the filters and the model assume uniform time)."""
+    if frames and all(isinstance(f, int) and not isinstance(f, bool) for f in frames):
+        first, last = min(frames), max(frames)
+        span = last - first + 1
+        # Ids far sparser than frames are image ids, not frame numbers: do not invent frames.
+        if span <= 4 * len(frames) + 1000:
+            return list(range(first, last + 1))
+        log.warning(
+            "%s: image ids are sparse (%d ids over %d); kept as given", where, len(frames), span
+        )
+        return sorted(frames)
+    try:
+        return sorted(frames)
+    except TypeError:
+        return sorted(frames, key=str)
+
+
+def _keypoint_triples(det: dict[str, Any], count: int, number: int, where: str) -> np.ndarray:
+    try:
+        triples = np.asarray(det["keypoints"], dtype=np.float64).reshape(count, 3)
+    except (TypeError, ValueError):
+        raise ReadError(
+            f"{where}: detection {number} (image {det.get('image_id')!r}): keypoints are not "
+            f"{count} numeric x, y, score triples"
+        ) from None
+    if np.isinf(triples).any():
+        raise ReadError(f"{where}: detection {number} (image {det.get('image_id')!r}): inf")
+    return triples
 
 
 def read_keypoint_json(
@@ -450,19 +563,26 @@ def read_keypoint_json(
     """One video's COCO-style keypoint results -> one sequence per track.
 
     Accepts a list of ``{"image_id", "keypoints": [x, y, score, ...], "score"?, "track_id"?}``
-    or a dict with ``"annotations"`` (and optional ``"images"`` giving ``width``/``height``).
-    Frames are ordered by image id; a track absent from a frame gets that frame marked missing,
-    so time stays uniform. Without track ids, the highest-scoring detection per frame is kept.
-    Joints with zero confidence are missing.
+    or a dict with ``"annotations"`` (and optional ``"images"`` giving ``id``, ``width``,
+    ``height``). Frames are ordered by image id; integer ids count frames, so gaps in them are
+    kept as frames. A track absent from a frame gets that frame marked missing, so time stays
+    uniform. Without track ids, the highest-scoring detection per frame is kept. Joints with
+    zero (or negative, or NaN) confidence are missing; confidences are kept.
+
+    Raises:
+        ReadError: naming the file, the detection and the problem.
     """
     where = location.uri
     try:
         document = json.loads(read_bytes(location))
     except (UnicodeDecodeError, json.JSONDecodeError) as err:
         raise ReadError(f"{where}: not valid JSON ({err})") from err
+    except OSError as err:
+        raise ReadError(f"{where}: cannot read ({err})") from err
     images: dict[Any, dict] = {}
     if isinstance(document, dict):
-        images = {img.get("id"): img for img in document.get("images", []) or []}
+        listed = document.get("images", []) or []
+        images = {img.get("id"): img for img in listed if isinstance(img, dict)}
         document = document.get("annotations", document.get("results"))
     if not isinstance(document, list) or not document:
         raise ReadError(f"{where}: expected a non-empty list of keypoint detections")
@@ -473,7 +593,7 @@ def read_keypoint_json(
         if not isinstance(det, dict) or "image_id" not in det or "keypoints" not in det:
             raise ReadError(f"{where}: detection {number} lacks image_id or keypoints")
         keypoints = det["keypoints"]
-        if not isinstance(keypoints, list) or len(keypoints) % 3:
+        if not isinstance(keypoints, list) or not keypoints or len(keypoints) % 3:
             raise ReadError(f"{where}: detection {number}: keypoints must be x, y, score triples")
         if keypoint_count is None:
             keypoint_count = len(keypoints) // 3
@@ -483,10 +603,13 @@ def read_keypoint_json(
                 f"{keypoint_count}"
             )
         frame = det["image_id"]
+        if isinstance(frame, (list, dict)):
+            raise ReadError(f"{where}: detection {number}: image_id {frame!r} is not a scalar")
         frames.add(frame)
-        track = tracks.setdefault(det.get("track_id", det.get("idx", 0)), {})
+        track_id = det.get("track_id", det.get("idx", 0))
+        track = tracks.setdefault(track_id if track_id is not None else 0, {})
         best = track.get(frame)
-        if best is None or float(det.get("score", 0.0)) > float(best.get("score", 0.0)):
+        if best is None or _score(det) > _score(best):
             track[frame] = det
     layout_name = layout or _LAYOUT_BY_KEYPOINTS.get(keypoint_count or 0)
     if layout_name is None:
@@ -496,10 +619,7 @@ def read_keypoint_json(
             f"{where}: {keypoint_count} keypoints per detection, but layout {layout_name!r} has "
             f"{get_layout(layout_name).num_joints}"
         )
-    try:
-        order = sorted(frames)
-    except TypeError:
-        order = sorted(frames, key=str)
+    order = _frame_order(frames, where)
     index = {frame: i for i, frame in enumerate(order)}
     size = image_size
     if images:
@@ -508,16 +628,22 @@ def read_keypoint_json(
             size = (int(first["width"]), int(first["height"]))
     stem = _safe_stem(location.name)
     sequences = []
+    used_ids: set[str] = set()
     for track_id, detections in sorted(tracks.items(), key=lambda kv: str(kv[0])):
+        seq_id = f"{stem}_track{_safe_token(str(track_id)).replace('..', '_')}"
+        while seq_id in used_ids:  # two track ids that sanitise alike stay two sequences
+            seq_id += "_"
+        used_ids.add(seq_id)
         pred = np.full((len(order), keypoint_count, 2), np.nan, dtype=np.float32)
         conf = np.zeros((len(order), keypoint_count), dtype=np.float32)
-        for frame, det in detections.items():
-            triples = np.asarray(det["keypoints"], dtype=np.float64).reshape(-1, 3)
+        for number, (frame, det) in enumerate(detections.items()):
+            triples = _keypoint_triples(det, keypoint_count, number, where)
             pred[index[frame]] = triples[:, :2]
             conf[index[frame]] = triples[:, 2]
+        conf = np.nan_to_num(conf, nan=0.0)
         observed = (conf > 0) & ~np.isnan(pred).any(axis=-1)
         seq = Sequence(
-            sequence_id=f"{stem}_track{_safe_stem(str(track_id))}",
+            sequence_id=seq_id,
             layout=layout_name,
             representation="2D",
             pred=np.where(observed[..., None], pred, np.nan),
@@ -529,11 +655,15 @@ def read_keypoint_json(
             frame_names=[str(f) for f in order],
             source=where,
         )
-        try:
-            sequences.append(validate_sequence(seq))
-        except SchemaError as err:
-            raise ReadError(str(err)) from None
+        sequences.append(_validated(seq))
     return sequences
+
+
+def _score(det: dict[str, Any]) -> float:
+    try:
+        return float(det.get("score", 0.0))
+    except (TypeError, ValueError):
+        return 0.0
 
 
 # ----------------------------------------------------------------------------------------------

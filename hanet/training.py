@@ -305,6 +305,8 @@ def build_trainer(
     val = read_window_dataset(dataset, "val") if "val" in manifest["splits"] else None
     if val is not None:
         datasets["val"] = val
+    if cfg.train.materialize:
+        datasets = {key: ds.materialize() for key, ds in datasets.items()}
     resources = {"CPU": cfg.train.cpus_per_worker}
     if cfg.train.use_gpu:
         resources["GPU"] = 1

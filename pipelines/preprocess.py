@@ -27,7 +27,12 @@ app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 def preprocess(
     config: Annotated[Path, typer.Option(help="YAML config.")] = DEMO_CONFIG,
     input: Annotated[
-        str, typer.Option("--input", help="Published layout root, or a folder/prefix of files.")
+        str,
+        typer.Option(
+            "--input",
+            help="Folder holding groundtruth_poses/ and detected_poses/ (or its parent holding "
+            "data/), or a folder/prefix of .npz/.json/.parquet files; local or s3://.",
+        ),
     ] = str(SAMPLE_DIR),
     output: Annotated[str, typer.Option(help="Dataset folder or s3:// prefix.")] = str(
         DEMO_OUTPUT / "dataset"
@@ -35,36 +40,57 @@ def preprocess(
     set_: Annotated[
         list[str] | None, typer.Option("--set", help="Override, e.g. data.dataset=jhmdb.")
     ] = None,
-    on_error: Annotated[str, typer.Option(help="fail | skip (report bad sequences)")] = "fail",
+    on_error: Annotated[
+        str, typer.Option(help="fail: any bad input fails the run | skip: report bad ones.")
+    ] = "fail",
     overwrite: Annotated[bool, typer.Option(help="Replace a dataset made differently.")] = False,
+    cpus_per_task: Annotated[float, typer.Option(help="Ray CPUs per read/shard task.")] = 0.5,
 ) -> dict:
-    """Read, validate, window and write; prints the summary and returns the manifest."""
+    """Read, validate, window and write; prints the summary and returns the manifest.
+
+    Exit status: 0 done (or already up to date), 2 bad usage, bad input or a refused output.
+    """
     setup_logging()
+    if on_error not in ("fail", "skip"):
+        typer.echo(f"error: --on-error must be 'fail' or 'skip', not {on_error!r}", err=True)
+        raise typer.Exit(2)
     try:
         cfg = load_config(config, set_ or [])
+        source, target = parse_location(input), parse_location(output)
+    except (ConfigError, ValueError) as err:
+        typer.echo(f"error: {err}", err=True)
+        raise typer.Exit(2) from None
+    try:
         init_ray()
-        result = run_preprocess(
-            cfg, parse_location(input), parse_location(output), on_error, overwrite
-        )
-    except (ConfigError, PreprocessError, ReadError) as err:
+        result = run_preprocess(cfg, source, target, on_error, overwrite, cpus_per_task)
+    except (PreprocessError, ReadError) as err:
         typer.echo(f"error: {err}", err=True)
         raise typer.Exit(2) from None
     manifest = result.manifest
     if result.skipped:
-        typer.echo(f"{output}: up to date (same inputs and config); nothing written")
+        typer.echo(f"{target.uri}: up to date (same inputs and config); nothing written")
         return manifest
-    frames = sum(s["frames"] for s in manifest["splits"].values())
-    windows = sum(s["windows"] for s in manifest["splits"].values())
     for split, info in manifest["splits"].items():
         typer.echo(
             f"{split:>5}: {info['sequences']:6d} sequences {info['frames']:8d} frames "
             f"{info['windows']:8d} windows {len(info['files']):4d} shards"
         )
     if result.errors:
-        typer.echo(f"skipped {len(result.errors)} bad sequence(s): see {output}/errors.json")
+        typer.echo(
+            f"skipped {len(result.errors)} bad input(s): see {target.join('errors.json').uri}",
+            err=True,
+        )
+    if manifest.get("leaked_clip_count"):
+        typer.echo(
+            f"warning: {manifest['leaked_clip_count']} clip(s) in both train and test (leakage), "
+            f"e.g. {manifest['leaked_clips'][0]}",
+            err=True,
+        )
+    seconds = max(result.seconds, 1e-9)
     typer.echo(
-        f"wrote {output}: {frames} frames, {windows} windows in {result.seconds:.1f} s "
-        f"({frames / max(result.seconds, 1e-9):.0f} frames/s)"
+        f"wrote {target.uri}: {result.frames} frames, {result.windows} windows in "
+        f"{result.seconds:.1f} s ({result.frames / seconds:.0f} frames/s, "
+        f"{result.windows / seconds:.0f} windows/s)"
     )
     return manifest
 

@@ -1,0 +1,231 @@
+"""Batch-refinement throughput through Ray Data, as a ratio to the bare model's forward pass.
+
+    python benchmarks/refine_throughput.py [--copies 4] [--paper-frames 1600] [--workers 2]
+        [--threads 1]
+
+For the paper 2D configuration (configs/jhmdb_simplebaseline_2D.yaml, about 287 M parameters)
+and the demo configuration (configs/demo_2D.yaml), with random weights:
+
+1. the bundled sample's sequences (both splits) are written as sequence Parquet into a temporary
+   folder, ``--copies`` times for the demo model and cut to about ``--paper-frames`` frames
+   for the paper model (about 150 frames/s on two CPU cores);
+2. end to end: ``run_refine`` (Parquet in, Parquet out, ``--workers`` actors with ``--threads``
+   torch threads each), timed from the call to its return, actor start-up and checkpoint
+   loading included (a warm-up run on one file first starts Ray itself);
+3. bare model: in this process, with ``workers * threads`` torch threads, the forward pass
+   (:meth:`hanet.refiner.Refiner.run_windows`) over exactly the windows the refiner cuts from
+   the same sequences, after a one-batch warm-up.
+
+The table gives frames/s for both and their ratio (1.0 would mean the pipeline adds nothing to
+the model's own cost), plus a steady-state figure: frames over the actors' busy time per
+object (read, refine, write, done-record), i.e. without actor start-up and checkpoint
+loading, which a job over thousands of objects amortises. Everything is measured side by
+side in one run on the same machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import torch
+
+from hanet.batch_refine import run_refine
+from hanet.checkpoint import save_checkpoint
+from hanet.config import Config, load_config
+from hanet.dataset import normalise
+from hanet.model import HANet
+from hanet.readers import find_published_pairs, read_published_pair
+from hanet.refiner import Refiner
+from hanet.runtime import REPO_ROOT, SAMPLE_DIR
+from hanet.schema import Sequence, sequences_to_table
+from hanet.storage import parse_location
+from hanet.windows import split_windows, test_starts
+
+CONFIGS = {
+    "paper 2D": REPO_ROOT / "configs" / "jhmdb_simplebaseline_2D.yaml",
+    "demo 2D": REPO_ROOT / "configs" / "demo_2D.yaml",
+}
+SEQUENCES_PER_FILE = 4  # a few tracks per video file
+
+
+def sample_sequences(cfg: Config) -> list[Sequence]:
+    """Every sequence of the bundled sample (2D, both splits)."""
+    pairs = find_published_pairs(parse_location(SAMPLE_DIR), "mocap2d", "simplebaseline")
+    found = []
+    for pair in pairs:
+        found += read_published_pair(pair, cfg.data.layout, "2D", cfg.data.fps)
+    return found
+
+
+def corpus(sequences: list[Sequence], copies: int, max_frames: int | None) -> list[Sequence]:
+    """``copies`` renamed copies of ``sequences``, stopped once ``max_frames`` are reached."""
+    out, frames = [], 0
+    for copy in range(copies):
+        for seq in sequences:
+            if max_frames is not None and frames >= max_frames:
+                return out
+            out.append(dataclasses.replace(seq, sequence_id=f"{seq.sequence_id}_c{copy}"))
+            frames += seq.num_frames
+    return out
+
+
+def write_parquet_corpus(sequences: list[Sequence], folder: Path) -> int:
+    """Sequence Parquet files of ``SEQUENCES_PER_FILE`` sequences; returns the file count."""
+    folder.mkdir(parents=True)
+    count = 0
+    for begin in range(0, len(sequences), SEQUENCES_PER_FILE):
+        chunk = sequences[begin : begin + SEQUENCES_PER_FILE]
+        pq.write_table(sequences_to_table(chunk), folder / f"part-{count:04d}.parquet")
+        count += 1
+    return count
+
+
+def refiner_windows(refiner: Refiner, sequences: list[Sequence]) -> np.ndarray:
+    """The normalised windows ``[W, T, C]`` that ``refine_many`` feeds the model."""
+    model = refiner.config.model
+    step = model.interval * refiner.stride_q
+    windows = []
+    for seq in sequences:
+        norm = normalise(seq)
+        starts = test_starts(seq.num_frames, model.window_size, step)
+        cut, _ = split_windows(norm.input.reshape(-1, model.channels), starts, model.window_size)
+        windows.append(cut)
+    return np.concatenate(windows)
+
+
+def bare_throughput(refiner: Refiner, sequences: list[Sequence], threads: int) -> float:
+    """Frames/s of the forward pass alone over the sequences' windows, in this process."""
+    torch.set_num_threads(threads)
+    windows = refiner_windows(refiner, sequences)
+    refiner.run_windows(windows[: refiner.batch_windows])  # warm-up: allocator, kernels
+    began = time.perf_counter()
+    refiner.run_windows(windows)
+    seconds = time.perf_counter() - began
+    return sum(seq.num_frames for seq in sequences) / seconds
+
+
+def measure(
+    name: str,
+    config: Path,
+    work: Path,
+    copies: int,
+    max_frames: int | None,
+    args: argparse.Namespace,
+) -> dict:
+    """Write the corpus, run the job, then time the bare model on the same sequences."""
+    cfg = load_config(config, [f"refine.cpus_per_actor={args.cpus_per_actor}"])
+    torch.manual_seed(0)
+    model = HANet(cfg.model).eval()
+    checkpoint = save_checkpoint(work / "model.pt", model, cfg)
+    sequences = corpus(sample_sequences(cfg), copies, max_frames)
+    files = write_parquet_corpus(sequences, work / "input")
+    frames = sum(seq.num_frames for seq in sequences)
+
+    summary = run_refine(
+        parse_location(checkpoint),
+        parse_location(work / "input"),
+        parse_location(work / "output"),
+        workers=args.workers,
+        threads_per_actor=args.threads,
+        output_format="parquet",
+    )
+    assert summary.written == files and not summary.errors, summary.errors
+    assert summary.frames == frames
+    e2e = summary.frames / summary.seconds
+    # Steady state: the actors' busy time per object (read, refine, write, record), spread
+    # over the pool; what a long job approaches once start-up is amortised.
+    busy = sum(row["seconds"] for row in summary.rows) / args.workers
+
+    refiner = Refiner(model, cfg, device="cpu")
+    bare = bare_throughput(refiner, sequences, args.workers * args.threads)
+    return {
+        "name": name,
+        "params": sum(p.numel() for p in model.parameters()),
+        "files": files,
+        "frames": frames,
+        "seconds": summary.seconds,
+        "e2e": e2e,
+        "steady": summary.frames / busy,
+        "bare": bare,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--copies", type=int, default=4, help="Sample copies (demo model).")
+    parser.add_argument("--paper-frames", type=int, default=1600, help="Frames for paper model.")
+    parser.add_argument("--workers", type=int, default=2, help="Refinement actors.")
+    parser.add_argument("--threads", type=int, default=1, help="Torch threads per actor.")
+    parser.add_argument("--cpus-per-actor", type=float, default=0.5)
+    args = parser.parse_args()
+
+    import ray
+    import ray.data
+
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    # The paper checkpoint (about 1.15 GB) goes through the object store once.
+    ray.init(
+        num_cpus=4,
+        object_store_memory=3_000_000_000,
+        include_dashboard=False,
+        log_to_driver=False,
+        configure_logging=False,
+    )
+    ray.data.DataContext.get_current().enable_progress_bars = False
+    results = []
+    with tempfile.TemporaryDirectory(prefix="hanet-refine-bench-") as tmp:
+        root = Path(tmp)
+        # Warm-up: Ray's own start-up and first Ray Data execution are not the pipeline's cost.
+        warm = root / "warm"
+        measure("warm-up", CONFIGS["demo 2D"], _mkdir(warm), 1, 200, args)
+        for name, config in CONFIGS.items():
+            paper = name.startswith("paper")
+            work = _mkdir(root / name.replace(" ", "_"))
+            results.append(
+                measure(
+                    name,
+                    config,
+                    work,
+                    copies=1 if paper else args.copies,
+                    max_frames=args.paper_frames if paper else None,
+                    args=args,
+                )
+            )
+    ray.shutdown()
+    threads = args.workers * args.threads
+    print(
+        f"\nRefinement throughput: Ray Data end to end (Parquet in -> Parquet out, "
+        f"{args.workers} actor(s) x {args.threads} thread(s), actor start-up included) vs the "
+        f"bare forward pass on the same windows in one process ({threads} thread(s)); "
+        f"CPU, {torch.get_num_threads()} torch threads available, {os.cpu_count()} cores\n"
+    )
+    header = (
+        f"| {'config':<9} | {'params':>7} | {'files':>5} | {'frames':>6} | {'e2e s':>6} | "
+        f"{'e2e frames/s':>12} | {'steady frames/s':>15} | {'bare frames/s':>13} | "
+        f"{'e2e/bare':>8} | {'steady/bare':>11} |"
+    )
+    print(header)
+    print("|" + "|".join("-" * len(cell) for cell in header.split("|")[1:-1]) + "|")
+    for r in results:
+        print(
+            f"| {r['name']:<9} | {r['params'] / 1e6:6.1f}M | {r['files']:>5} | {r['frames']:>6} | "
+            f"{r['seconds']:>6.1f} | {r['e2e']:>12.0f} | {r['steady']:>15.0f} | "
+            f"{r['bare']:>13.0f} | {r['e2e'] / r['bare']:>8.2f} | "
+            f"{r['steady'] / r['bare']:>11.2f} |"
+        )
+
+
+def _mkdir(path: Path) -> Path:
+    path.mkdir(parents=True)
+    return path
+
+
+if __name__ == "__main__":
+    main()

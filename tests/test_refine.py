@@ -1,0 +1,444 @@
+"""Batch refinement (hanet.batch_refine, pipelines/refine.py) and pipelines/evaluate.py.
+
+A tiny random-weight checkpoint is enough: the tests check that the distributed job produces
+exactly what the library refiner produces, handles every input format and bad objects, and
+resumes without losing or duplicating anything; not that the refinement is good.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+import io
+import json
+import time
+import uuid
+from pathlib import Path
+from types import ModuleType
+
+import numpy as np
+import pyarrow.fs as pafs
+import pytest
+import torch
+
+from hanet.batch_refine import (
+    DONE_DIR,
+    ERRORS_FILE,
+    MANIFEST_FILE,
+    RefineJobError,
+    check_locations,
+    done_record_location,
+    effective_config,
+    plan_outputs,
+    run_refine,
+)
+from hanet.checkpoint import save_checkpoint
+from hanet.config import from_dict
+from hanet.model import HANet
+from hanet.readers import (
+    find_published_pairs,
+    load_npz,
+    read_any,
+    read_keypoint_json,
+    read_published_pair,
+    read_sequence_parquet,
+)
+from hanet.refiner import Refiner
+from hanet.schema import Sequence, sequences_to_table
+from hanet.storage import (
+    Location,
+    delete_tree,
+    fingerprint,
+    list_files,
+    parse_location,
+    read_bytes,
+    write_bytes_atomic,
+)
+
+REPO = Path(__file__).resolve().parent.parent
+IMAGE_SIZE = (320, 240)  # the bundled sample's frames
+BUCKET = "hanet-refine-tests"
+GOOD = ["json/clip.json", "npz/cam1.npz", "videos/a.parquet", "videos/b.parquet"]
+CORRUPT = "npz/broken.npz"
+
+TINY = {
+    "name": "tiny",
+    "model": {
+        "num_joints": 15,
+        "joint_dim": 2,
+        "interval": 2,
+        "num_intervals": 2,
+        "hidden_dim": 16,
+        "num_stages": 2,
+        "num_heads": 4,
+        "dropout": 0.0,
+    },
+    "data": {
+        "dataset": "mocap2d",
+        "estimator": "simplebaseline",
+        "layout": "jhmdb",
+        "representation": "2D",
+        "image_width": IMAGE_SIZE[0],
+        "image_height": IMAGE_SIZE[1],
+    },
+    "refine": {"cpus_per_actor": 0.25, "batch_windows": 64},
+}
+
+
+# ----------------------------------------------------------------------------------------------
+# Fixtures: a tiny checkpoint, sample sequences, a mixed corpus
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    cfg = from_dict(TINY)
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("ckpt") / "tiny.pt"
+    return save_checkpoint(path, HANet(cfg.model), cfg)
+
+
+@pytest.fixture(scope="module")
+def refiner(checkpoint: Path) -> Refiner:
+    return Refiner.from_checkpoint(checkpoint, device="cpu")
+
+
+@pytest.fixture(scope="module")
+def sample_sequences(sample_dir: Path) -> list[Sequence]:
+    pairs = find_published_pairs(parse_location(sample_dir), "mocap2d")
+    test = next(p for p in pairs if p.split == "test")
+    return read_published_pair(test, "jhmdb", "2D", 30.0)[:5]
+
+
+def _parquet(sequences: list[Sequence]) -> bytes:
+    import pyarrow.parquet as pq
+
+    buffer = io.BytesIO()
+    pq.write_table(sequences_to_table(sequences), buffer)
+    return buffer.getvalue()
+
+
+def _detections_npz(sequences: list[Sequence]) -> bytes:
+    """Published-style detections: one [T, J*2] entry per sequence; one joint marked -1."""
+    entries = np.empty(len(sequences), dtype=object)
+    for i, seq in enumerate(sequences):
+        poses = seq.pred.copy()
+        if i == 0:
+            poses[4, 2] = -1.0  # the published convention for a missing 2D joint
+        entries[i] = poses.reshape(seq.num_frames, -1)
+    buffer = io.BytesIO()
+    np.savez(buffer, joints_2d=entries)
+    return buffer.getvalue()
+
+
+def _keypoint_json(tracks: list[Sequence], frames: int = 24, joints: int | None = None) -> bytes:
+    """COCO keypoint results for two tracks; track 2 is absent from frame 5, track 1 has a
+    zero-score joint at frame 7 and a lower-scoring duplicate at frame 0."""
+    detections = []
+    for track, seq in enumerate(tracks, start=1):
+        for frame in range(frames):
+            if track == 2 and frame == 5:
+                continue
+            xy = seq.pred[frame]
+            if joints is not None:  # another layout: pad the 15 joints up to `joints`
+                xy = np.concatenate([xy, np.repeat(xy[:1], joints - len(xy), axis=0)])
+            scores = np.full(len(xy), 0.9)
+            if track == 1 and frame == 7:
+                scores[3] = 0.0
+            keypoints = np.concatenate([xy, scores[:, None]], axis=1).reshape(-1)
+            det = {"image_id": frame, "track_id": track, "category_id": 1, "score": 0.8}
+            detections.append({**det, "keypoints": [float(v) for v in keypoints]})
+            if track == 1 and frame == 0:
+                worse = {**det, "score": 0.1, "keypoints": [0.0] * len(keypoints)}
+                detections.append(worse)
+    return json.dumps(detections).encode()
+
+
+def _make_corpus(root: Location, seqs: list[Sequence]) -> None:
+    write_bytes_atomic(root.join("videos/a.parquet"), _parquet(seqs[0:2]))
+    write_bytes_atomic(root.join("videos/b.parquet"), _parquet(seqs[2:3]))
+    detections = _detections_npz(seqs[3:5])
+    write_bytes_atomic(root.join("npz/cam1.npz"), detections)
+    write_bytes_atomic(root.join(CORRUPT), detections[: len(detections) // 2])
+    write_bytes_atomic(root.join("json/clip.json"), _keypoint_json(seqs[1:3]))
+
+
+def _expected(refiner: Refiner, location: Location) -> dict[str, Sequence]:
+    """What the library refiner makes of each sequence of one input object, one at a time."""
+    inputs = read_any(location, "jhmdb", "2D", 30.0, IMAGE_SIZE)
+    return {seq.sequence_id: (seq, refiner.refine(seq)) for seq in inputs}
+
+
+def _check_equal(refiner: Refiner, source: Location, output: Location, rel: str) -> int:
+    """Outputs equal the library's refinement; missing joints stay marked. Returns the number
+    of missing joints seen."""
+    expected = _expected(refiner, source.join(rel))
+    out_rel = rel.rsplit(".", 1)[0] + ".parquet"
+    got = {seq.sequence_id: seq for seq in read_sequence_parquet(output.join(out_rel))}
+    assert sorted(got) == sorted(expected), rel
+    missing = 0
+    for seq_id, (original, want) in expected.items():
+        np.testing.assert_allclose(got[seq_id].pred, want.pred, atol=1e-5, err_msg=seq_id)
+        np.testing.assert_array_equal(got[seq_id].joint_mask, original.joint_mask)
+        assert got[seq_id].frame_names == original.frame_names
+        missing += int((~got[seq_id].joint_mask).sum())
+    return missing
+
+
+def _snapshot(root: Location) -> dict[str, tuple[int, float]]:
+    """Every object below ``root`` (bookkeeping included) with its size and mtime, except the
+    per-run summary files, which every run rewrites."""
+    fs = root.filesystem()
+    found = {}
+    for info in fs.get_file_info(pafs.FileSelector(root.path, recursive=True)):
+        if info.type != pafs.FileType.File:
+            continue
+        rel = info.path[len(root.path) + 1 :]
+        if rel not in (ERRORS_FILE, MANIFEST_FILE):
+            found[rel] = (info.size, info.mtime.timestamp())
+    return found
+
+
+def _outputs(root: Location) -> list[str]:
+    return [loc.relative_to(root) for loc in list_files(root)]
+
+
+# ----------------------------------------------------------------------------------------------
+# Without Ray
+
+
+def test_locations_must_not_overlap(tmp_path: Path) -> None:
+    src = parse_location(tmp_path / "in")
+    for bad in (src, src.join("refined"), src.parent):
+        with pytest.raises(RefineJobError, match="outside the input"):
+            check_locations(src, bad)
+    check_locations(src, parse_location(tmp_path / "in-refined"))  # a sibling is fine
+    s3 = parse_location("s3://bucket/corpus", env={})
+    with pytest.raises(RefineJobError):
+        check_locations(s3, parse_location("s3://bucket/corpus/out", env={}))
+
+
+def test_output_names_keep_paths_and_never_collide() -> None:
+    names, errors = plan_outputs(["a/x.npz", "a/x.json", "a/x.parquet", "b/y.json"], "parquet")
+    assert names == {
+        "a/x.npz": "a/x.npz.parquet",
+        "a/x.json": "a/x.json.parquet",
+        "a/x.parquet": "a/x.parquet",
+        "b/y.json": "b/y.parquet",
+    }
+    assert not errors
+    assert plan_outputs(["a/x.npz"], "same")[0] == {"a/x.npz": "a/x.npz"}
+
+
+def test_overrides_cannot_change_the_model() -> None:
+    cfg = from_dict(TINY)
+    assert effective_config(cfg, ["refine.stride_q=2"]).refine.stride_q == 2
+    with pytest.raises(RefineJobError, match="model"):
+        effective_config(cfg, ["model.hidden_dim=32"])
+    with pytest.raises(RefineJobError, match="unrefined"):
+        effective_config(cfg, ["refine.stride_q=3"])  # 6-frame steps over 5-frame windows
+
+
+# ----------------------------------------------------------------------------------------------
+# The Ray Data job
+
+
+@pytest.mark.ray
+@pytest.mark.s3
+@pytest.mark.slow
+def test_refine_s3_mixed_formats_errors_rerun_and_resume(
+    ray_session, s3_server, checkpoint: Path, refiner: Refiner, sample_sequences
+) -> None:
+    s3_server.make_bucket(BUCKET)
+    prefix = f"s3://{BUCKET}/{uuid.uuid4().hex[:10]}"
+    env = s3_server.env()
+    source = parse_location(f"{prefix}/corpus", env=env)
+    output = parse_location(f"{prefix}/refined", env=env)
+    _make_corpus(source, sample_sequences)
+    inputs_before = {rel: fingerprint(source.join(rel)) for rel in GOOD + [CORRUPT]}
+
+    ckpt = parse_location(checkpoint)
+    summary = run_refine(ckpt, source, output, workers=2, output_format="parquet")
+
+    assert (summary.objects, summary.written, summary.skipped) == (5, 4, 0)
+    assert summary.frames > 0 and summary.frames_per_s > 0
+    assert _outputs(output) == sorted(rel.rsplit(".", 1)[0] + ".parquet" for rel in GOOD)
+    errors = json.loads(read_bytes(output.join(ERRORS_FILE)))
+    assert [e["object"] for e in errors] == [source.join(CORRUPT).uri]
+    assert "broken.npz" in errors[0]["reason"] and "npz" in errors[0]["reason"]
+    manifest = json.loads(read_bytes(output.join(MANIFEST_FILE)))
+    assert (manifest["objects"], manifest["errors"], manifest["frames"]) == (5, 1, summary.frames)
+    missing = sum(_check_equal(refiner, source, output, rel) for rel in GOOD)
+    assert missing > 0  # the npz's -1 joint, the JSON's zero score and absent frame
+    assert {rel: fingerprint(source.join(rel)) for rel in inputs_before} == inputs_before
+
+    # A rerun refines nothing and writes nothing but the run summary.
+    before = _snapshot(output)
+    time.sleep(1.1)  # S3 mtimes have one-second resolution
+    again = run_refine(ckpt, source, output, workers=2, output_format="parquet")
+    assert (again.written, again.skipped, len(again.errors), again.frames) == (0, 4, 1, 0)
+    assert _snapshot(output) == before
+
+    # Interrupted after three objects, and killed between an output and its done-record: the
+    # rerun completes with exactly one output per input.
+    resumed = parse_location(f"{prefix}/resumed", env=env)
+    first = run_refine(ckpt, source, resumed, workers=2, output_format="parquet", limit=3)
+    assert (first.objects, first.written, len(first.errors)) == (3, 2, 1)  # clip, broken, cam1
+    delete_tree(done_record_location(resumed, GOOD[0]))
+    second = run_refine(ckpt, source, resumed, workers=2, output_format="parquet")
+    assert (second.written, second.skipped, len(second.errors)) == (3, 1, 1)
+    assert _outputs(resumed) == _outputs(output)
+    done = [loc.relative_to(resumed.join(DONE_DIR)) for loc in _all(resumed.join(DONE_DIR))]
+    assert sorted(done) == sorted(rel + ".json" for rel in GOOD)
+    for rel in GOOD:
+        assert read_bytes(resumed.join(rel.rsplit(".", 1)[0] + ".parquet")) == read_bytes(
+            output.join(rel.rsplit(".", 1)[0] + ".parquet")
+        )
+
+
+def _all(root: Location) -> list[Location]:
+    """Files below ``root`` including the ones list_files hides (``_done/...``)."""
+    infos = root.filesystem().get_file_info(pafs.FileSelector(root.path, recursive=True))
+    return [
+        root.join(info.path[len(root.path) + 1 :])
+        for info in infos
+        if info.type == pafs.FileType.File
+    ]
+
+
+def _pipeline(name: str) -> ModuleType:
+    """A pipeline script as a module (pipelines/ is a folder of scripts, not a package)."""
+    path = REPO / "pipelines" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"_pipeline_{name}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.ray
+def test_refine_cli_local_same_format_and_layout_mismatch(
+    ray_session, tmp_path: Path, checkpoint: Path, refiner: Refiner, sample_sequences
+) -> None:
+    refine = _pipeline("refine").refine
+
+    source = parse_location(tmp_path / "corpus")
+    _make_corpus(source, sample_sequences)
+    coco17 = source.join("json/people17.json")
+    write_bytes_atomic(coco17, _keypoint_json(sample_sequences[:2], frames=10, joints=17))
+    output = tmp_path / "refined"
+
+    summary = refine(
+        checkpoint=str(checkpoint),
+        input=str(source),
+        output=str(output),
+        workers=1,
+        gpu=False,
+        set_=["refine.batch_windows=32"],
+        format_="same",
+    )
+    assert (summary["objects"], summary["written"], summary["errors"]) == (6, 4, 2)
+    out = parse_location(output)
+    assert _outputs(out) == sorted(GOOD)
+    reasons = {e["object"]: e["reason"] for e in json.loads((output / ERRORS_FILE).read_text())}
+    assert set(reasons) == {source.join(CORRUPT).uri, coco17.uri}
+    assert "people17.json" in reasons[coco17.uri] and "17 keypoints" in reasons[coco17.uri]
+
+    # npz in, npz out: refined where observed, the -1 marker kept where missing.
+    expected = _expected(refiner, source.join("npz/cam1.npz"))
+    stored = load_npz(out.join("npz/cam1.npz"))["joints_2d"]
+    for i, (original, want) in enumerate(expected.values()):
+        poses = np.asarray(stored[i]).reshape(want.pred.shape)
+        observed = original.joint_mask
+        np.testing.assert_allclose(poses[observed], want.pred[observed], atol=1e-5)
+        assert (poses[~observed] == -1).all() and (~observed).sum() == (i == 0)
+    again = read_any(out.join("npz/cam1.npz"), "jhmdb", "2D", 30.0, IMAGE_SIZE)
+    assert [s.sequence_id for s in again] == list(expected)
+
+    # JSON in, JSON out: one detection per track and frame, refined x, y, original scores.
+    expected = _expected(refiner, source.join("json/clip.json"))
+    refined_json = read_keypoint_json(out.join("json/clip.json"), "jhmdb", 30.0, IMAGE_SIZE)
+    assert len(json.loads((output / "json/clip.json").read_text())) == 24 + 23
+    for seq in refined_json:
+        original, want = expected[seq.sequence_id]
+        np.testing.assert_array_equal(seq.joint_mask, original.joint_mask)
+        observed = original.joint_mask
+        np.testing.assert_allclose(seq.pred[observed], want.pred[observed], atol=1e-4)
+        np.testing.assert_array_equal(seq.confidence, original.confidence)
+
+    # Parquet stays Parquet.
+    _check_equal(refiner, source, out, "videos/a.parquet")
+
+    # Switching to Parquet output refines again and replaces the same-format outputs: still
+    # exactly one output per input.
+    again = run_refine(parse_location(checkpoint), source, out, workers=1, output_format="parquet")
+    assert (again.written, again.skipped) == (4, 0)
+    assert _outputs(out) == sorted(rel.rsplit(".", 1)[0] + ".parquet" for rel in GOOD)
+
+
+# ----------------------------------------------------------------------------------------------
+# pipelines/evaluate.py
+
+
+def _write_dataset(root: Path, test: list[Sequence], val: list[Sequence]) -> None:
+    (root / "sequences").mkdir(parents=True)
+    (root / "sequences" / "test.parquet").write_bytes(_parquet(test))
+    (root / "sequences" / "val.parquet").write_bytes(_parquet(val))
+    (root / "manifest.json").write_text(json.dumps({"format": "hanet-windows"}))
+
+
+def _crop(seq: Sequence, frames: int, split: str) -> Sequence:
+    """The first ``frames`` frames of every per-frame field (keeps the report's skeleton GIF,
+    one figure per frame, cheap)."""
+    total = seq.num_frames
+    changes = {}
+    for item in dataclasses.fields(seq):
+        value = getattr(seq, item.name)
+        if isinstance(value, np.ndarray | list) and len(value) == total:
+            changes[item.name] = value[:frames]
+    extra = {k: v[:frames] if len(v) == total else v for k, v in seq.extra.items()}
+    return dataclasses.replace(seq, **changes, split=split, extra=extra)
+
+
+def test_evaluate_writes_report(tmp_path: Path, checkpoint: Path, sample_sequences) -> None:
+    evaluate = _pipeline("evaluate").evaluate
+
+    test = [_crop(s, 16, "test") for s in sample_sequences[:2]]
+    val = [_crop(s, 24, "val") for s in sample_sequences[2:4]]
+    _write_dataset(tmp_path / "dataset", test, val)
+    chosen = test[1].sequence_id
+    result = evaluate(
+        checkpoint=str(checkpoint),
+        data=str(tmp_path / "dataset"),
+        output=str(tmp_path / "report"),
+        sequence=chosen,
+        set_=None,
+    )
+    markdown = (tmp_path / "report" / "report.md").read_text()
+    rows = [line.split("|")[1].strip() for line in markdown.splitlines() if line.startswith("| ")]
+    for method in ("input", "HANet", "savgol", "gaussian", "one_euro", "keyframe_interpolation"):
+        assert method in rows
+    assert "pck@0.05" in markdown and "pck@0.2" in markdown
+    report = json.loads((tmp_path / "report" / "report.json").read_text())
+    assert [row["sequence_id"] for row in report["per_sequence"]] == [s.sequence_id for s in test]
+    assert set(result["table"]) >= {"input", "HANet", "savgol"}
+    assert (tmp_path / "report" / f"error_over_time_{chosen}.png").stat().st_size > 0
+    gif = (tmp_path / "report" / f"skeleton_{chosen}.gif").read_bytes()
+    assert gif[:6] in (b"GIF87a", b"GIF89a")
+
+
+def test_evaluate_reads_a_published_layout(tmp_path: Path, sample_dir: Path) -> None:
+    load_evaluation_data = _pipeline("evaluate").load_evaluation_data
+
+    # A small copy of the sample in the published layout: 3 test and 12 train sequences.
+    for sub, keep in (("test", 3), ("train", 12)):
+        for rel in (
+            f"groundtruth_poses/mocap2d/mocap2d_gt_{sub}.npz",
+            f"detected_poses/mocap2d/simplebaseline/mocap2d_simplebaseline_{sub}.npz",
+        ):
+            arrays = {k: v[:keep] for k, v in load_npz(parse_location(sample_dir / rel)).items()}
+            (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+            np.savez(tmp_path / rel, **arrays)
+    cfg = from_dict({**TINY, "data": {**TINY["data"], "val_fraction": 0.5}})
+    test, val = load_evaluation_data(cfg, parse_location(tmp_path))
+    assert len(test) == 3 and all(s.split == "test" and s.gt is not None for s in test)
+    assert val and all(s.split == "val" for s in val)  # carved from train, by clip
+    assert len(val) < 12
