@@ -22,9 +22,10 @@ def setup_logging(verbose: bool = False) -> None:
     )
 
 
-def init_ray(num_cpus: int | None = None) -> None:
+def init_ray(num_cpus: int | None = None, dashboard: bool = False) -> None:
     """Connect to the cluster under ``ray job submit`` (RAY_ADDRESS is set) or start a small
-    local instance on a laptop. Environment comes from the job's runtime_env, not from here."""
+    local instance on a laptop. Environment comes from the job's runtime_env, not from here.
+    Tune over Train V2 needs ``dashboard=True`` to release a stopped trial's resources."""
     import ray
 
     if ray.is_initialized():
@@ -34,7 +35,8 @@ def init_ray(num_cpus: int | None = None) -> None:
         return
     ray.init(
         num_cpus=num_cpus,
-        include_dashboard=False,
+        include_dashboard=dashboard,
+        dashboard_host="127.0.0.1",
         object_store_memory=int(os.environ.get("HANET_OBJECT_STORE_BYTES", 400_000_000)),
         log_to_driver=True,
     )

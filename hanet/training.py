@@ -318,10 +318,9 @@ def build_trainer(
         "has_val": val is not None,
         "fault": fault,
     }
-    storage_path = output.path if output.scheme == "s3" else output.path
     run_config = RunConfig(
         name=name,
-        storage_path=storage_path,
+        storage_path=output.path,
         storage_filesystem=output.filesystem() if output.scheme == "s3" else None,
         checkpoint_config=CheckpointConfig(
             num_to_keep=cfg.train.keep_checkpoints,

@@ -95,7 +95,6 @@ __all__ = [
     "SweepResult",
     "TrialContext",
     "check_space",
-    "init_ray_for_tune",
     "load_space",
     "max_concurrent_trials",
     "parse_space",
@@ -555,27 +554,6 @@ def max_concurrent_trials(cfg: Config, resources: Mapping[str, float]) -> int:
     if cfg.tune.max_concurrent:
         limit = min(limit, cfg.tune.max_concurrent)
     return limit
-
-
-def init_ray_for_tune(num_cpus: int | None = None) -> None:
-    """Connect to the cluster (``RAY_ADDRESS``) or start a local Ray with the dashboard on:
-    Tune over Train V2 needs it to release a stopped trial's resources."""
-    import os
-
-    import ray
-
-    if ray.is_initialized():
-        return
-    if os.environ.get("RAY_ADDRESS"):
-        ray.init(log_to_driver=True)
-        return
-    ray.init(
-        num_cpus=num_cpus,
-        include_dashboard=True,
-        dashboard_host="127.0.0.1",
-        object_store_memory=int(os.environ.get("HANET_OBJECT_STORE_BYTES", 400_000_000)),
-        log_to_driver=True,
-    )
 
 
 # ----------------------------------------------------------------------------------------------

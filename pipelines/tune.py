@@ -22,10 +22,10 @@ import typer
 
 from hanet.config import ConfigError, load_config
 from hanet.preprocessing import PreprocessError
-from hanet.runtime import DEMO_CONFIG, DEMO_OUTPUT, REPO_ROOT, SAMPLE_DIR, setup_logging
+from hanet.runtime import DEMO_CONFIG, DEMO_OUTPUT, REPO_ROOT, SAMPLE_DIR, init_ray, setup_logging
 from hanet.storage import parse_location
 from hanet.training import SELECTION_METRIC
-from hanet.tuning import SweepError, init_ray_for_tune, load_space, run_sweep, sweep_config
+from hanet.tuning import SweepError, load_space, run_sweep, sweep_config
 
 DEMO_SPACE = REPO_ROOT / "configs" / "tune" / "demo.yaml"
 DEMO_DATA = DEMO_OUTPUT / "dataset"
@@ -75,7 +75,7 @@ def tune(
         source = str(SAMPLE_DIR)  # the demo makes its dataset on first use
     # Tune logs every metric name TensorBoard rejects (val_pck@0.05) at INFO: keep it quiet.
     logging.getLogger("tensorboardX").setLevel(logging.WARNING)
-    init_ray_for_tune(num_cpus or max(4, os.cpu_count() or 1))
+    init_ray(num_cpus or max(4, os.cpu_count() or 1), dashboard=True)
     try:
         result = run_sweep(
             cfg,
