@@ -45,6 +45,16 @@ class ModelConfig:
     # "double": stage i has width hidden_dim * 2**i (published); "constant": every stage hidden_dim.
     width_growth: Literal["double", "constant"] = "double"
     decoder_kernel: int = 5
+    # Output heads' initialisation. "xavier" like every other layer (the released code);
+    # "zero": both heads start at 0, so an untrained model returns the key-frame-interpolated
+    # input and training only has to learn corrections. On small datasets "zero" converges in a
+    # fraction of the epochs and overfits less.
+    head_init: Literal["xavier", "zero"] = "xavier"
+    # Window-relative input: "none" feeds coordinates as they are (published); "centre"
+    # subtracts each window's mean key-frame position per coordinate axis and adds it
+    # back to both outputs, so the network sees the motion and the noise rather than where in
+    # the image the person stands (translation-equivariant by construction).
+    input_norm: Literal["none", "centre"] = "none"
 
     @property
     def window_size(self) -> int:
@@ -141,6 +151,8 @@ class TrainConfig:
     loss_lambda: float = 5.0
     loss_w: float = 1.0
     mutual: Literal["symmetric", "teacher"] = "symmetric"
+    # Weight of an acceleration L1 term on the final poses (0 = the published loss).
+    accel_weight: float = 0.0
     seed: int = 4321
     num_workers: int = 2
     use_gpu: bool = False
@@ -266,6 +278,12 @@ def _check_type(key: str, value: Any, annotation: Any) -> Any:
             raise ConfigError(f"{key}: expected an integer, got {value!r}")
         return value
     if annotation is float:
+        if isinstance(value, str):
+            # YAML 1.1 reads "1e-4" (no dot) as a string; it is plainly a number.
+            try:
+                value = float(value)
+            except ValueError:
+                pass
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{key}: expected a number, got {value!r}")
         return float(value)

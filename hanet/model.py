@@ -328,6 +328,10 @@ class HANet(nn.Module):
         for p in self.parameters():
             if p.dim() > 1:
                 nn.init.xavier_uniform_(p)
+        if config.head_init == "zero":
+            for head in (self.refine_head, self.final_head):
+                nn.init.zeros_(head.weight)
+                nn.init.zeros_(head.bias)
 
     @classmethod
     def from_checkpoint(
@@ -394,6 +398,14 @@ class HANet(nn.Module):
                 f"num_joints={self.config.num_joints}, joint_dim={self.config.joint_dim}; "
                 f"got {tuple(x.shape)}"
             )
+        centre = None
+        if self.config.input_norm == "centre":
+            # Mean over key frames (so the output still depends only on the frames the model
+            # reads) and joints, per coordinate axis.
+            B, D = x.shape[0], self.config.joint_dim
+            centre = x[:, self.key_mask].reshape(B, -1, D).mean(dim=1)  # (B, D)
+            centre = centre.repeat(1, C // D).unsqueeze(1)  # (B, 1, C), axis order per joint
+            x = x - centre
         masked = mask_frames(x, self.key_mask)
         prev, next_ = key_frame_neighbours(x, self.key_mask)
         tokens = torch.cat([flow(prev, masked, next_), masked, prev, next_], dim=-1)  # (B, T, 4C)
@@ -402,6 +414,8 @@ class HANet(nn.Module):
         refined = self.refine_head(features) + masked  # (B, T, C), meaningful at key frames
         coarse = interpolate_key_frames(refined, self.config.interval)  # (B, T, C)
         final = self.forward_decoder(coarse, features, self.motion(masked, prev, next_))
+        if centre is not None:
+            final, refined = final + centre, refined + centre
         return HANetOutput(final=final, refined=refined)
 
 

@@ -84,6 +84,7 @@ def batch_loss(model: torch.nn.Module, batch: dict[str, torch.Tensor], cfg: Conf
         loss_w=cfg.train.loss_w,
         mutual=cfg.train.mutual,
         frame_valid=batch["frame_mask"],
+        accel_weight=cfg.train.accel_weight,
     )
 
 
@@ -257,10 +258,8 @@ def read_window_dataset(dataset: Location, split: str):
     if not files:
         return None
     read = ray.data.read_parquet(
-        [f.path for f in files],
-        filesystem=dataset.filesystem(),
-        columns=["window_size", *BATCH_COLUMNS],
-    )
+        [f.path for f in files], filesystem=dataset.filesystem()
+    ).select_columns(["window_size", *BATCH_COLUMNS])
     return read.map_batches(arrow_to_arrays, batch_format="pyarrow")
 
 

@@ -138,3 +138,19 @@ def test_rejects_bad_shapes_and_modes() -> None:
         hanet_loss(final, refined, target, key[:2], valid)
     with pytest.raises(ValueError, match="shape"):
         hanet_loss(final, refined[:, :2], target, key, valid)
+
+
+def test_optional_acceleration_term() -> None:
+    final = torch.tensor([[[1.0, 2.0], [3.0, 4.0], [9.0, 6.0]]])  # second difference (4, 0)
+    target = torch.zeros(1, 3, 2)
+    key = torch.tensor([True, False, True])
+    valid = torch.ones(1, 3, dtype=torch.bool)
+    published = hanet_loss(final, final, target, key, valid)
+    assert published.accel_l1.item() == 0.0
+    out = hanet_loss(final, final, target, key, valid, accel_weight=2.0)
+    assert out.accel_l1.item() == pytest.approx(4 / 6)  # N = B * C * T = 6
+    # Channel 0 gains 2 * 4/6 and is also the OHKM channel (k = 1).
+    assert out.total.item() == pytest.approx(published.total.item() + 2 * (2 * 4 / 6))
+    # A frame without ground truth breaks the only triple: nothing to compare.
+    gap = torch.tensor([[True, False, True]])
+    assert hanet_loss(final, final, target, key, gap, accel_weight=2.0).accel_l1.item() == 0.0

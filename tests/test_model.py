@@ -194,3 +194,39 @@ def test_xavier_init_covers_matrices_and_kernels():
             assert p.abs().max() <= math.sqrt(6 / (fan_in + fan_out)) + 1e-6, name
     # The depthwise kernels too: PyTorch's default would draw them from U(-1, 1).
     assert model.motion.scale_minus.weight.abs().max() < 0.5
+
+
+# --- options beyond the released model ---------------------------------------------------------
+
+
+def test_zero_head_init_starts_as_key_frame_interpolation():
+    config = small_config(interval=5, num_intervals=2, head_init="zero")
+    model = HANet(config).eval()
+    x = torch.randn(3, config.window_size, config.channels)
+    out = model(x)
+    key = key_frame_mask(config.window_size, config.interval)
+    expected = interpolate_key_frames(mask_frames(x, key), config.interval)
+    assert torch.allclose(out.final, expected, atol=1e-6)
+    assert torch.allclose(out.refined[:, key], x[:, key], atol=1e-6)
+
+
+@pytest.mark.parametrize("interval,num_intervals", [(10, 1), (5, 2), (2, 3)])
+def test_centred_input_is_translation_equivariant_and_reads_the_same_frames(
+    interval, num_intervals
+):
+    config = small_config(interval=interval, num_intervals=num_intervals, input_norm="centre")
+    model = HANet(config).eval()
+    T, C = config.window_size, config.channels
+    x = torch.randn(2, T, C, requires_grad=True)
+    shift = torch.tensor([7.0, -3.0]).repeat(C // 2)  # per axis, every joint
+    moved = model(x + shift)
+    still = model(x)
+    assert torch.allclose(moved.final - still.final, shift.expand(2, T, C), atol=1e-4)
+    assert torch.allclose(moved.refined - still.refined, shift.expand(2, T, C), atol=1e-4)
+    still.final.sum().backward()
+    read = (x.grad.abs().sum(dim=(0, 2)) > 0).nonzero().flatten().tolist()
+    key = key_frame_mask(T, interval)
+    expected = sorted(
+        {t + d for t in key.nonzero().flatten().tolist() for d in (-1, 0, 1) if 0 <= t + d < T}
+    )
+    assert read == expected

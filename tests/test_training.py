@@ -42,13 +42,23 @@ TINY = [
 def test_exponential_schedule_decays_once_per_epoch():
     train = TrainConfig(schedule="exponential", lr_decay=0.5)
     assert [lr_factor(s, train, steps_per_epoch=3) for s in range(7)] == [
-        1, 1, 1, 0.5, 0.5, 0.5, 0.25
+        1,
+        1,
+        1,
+        0.5,
+        0.5,
+        0.5,
+        0.25,
     ]
 
 
 def test_warmup_cosine_schedule():
     train = TrainConfig(
-        schedule="warmup_cosine", lr=1e-3, warmup_epochs=2, warmup_start_lr=1e-6, min_lr=1e-5,
+        schedule="warmup_cosine",
+        lr=1e-3,
+        warmup_epochs=2,
+        warmup_start_lr=1e-6,
+        min_lr=1e-5,
         epochs=10,
     )
     steps = 5
@@ -76,10 +86,10 @@ def _metrics(output) -> list[dict]:
 
 @pytest.mark.ray
 @pytest.mark.slow
-@pytest.mark.xfail(reason="under investigation: failed once on a heavily loaded machine", strict=False)
-def test_two_workers_learn_survive_a_lost_worker_and_checkpoint_round_trips(
-    tiny_dataset, tmp_path
-):
+@pytest.mark.xfail(
+    reason="under investigation: failed once on a heavily loaded machine", strict=False
+)
+def test_two_workers_learn_survive_a_lost_worker_and_checkpoint_round_trips(tiny_dataset, tmp_path):
     cfg, dataset = tiny_dataset
     cfg = cfg.replace(["train.epochs=3", "train.max_failures=1"])
     output = parse_location(str(tmp_path / "run"))
@@ -104,9 +114,10 @@ def test_two_workers_learn_survive_a_lost_worker_and_checkpoint_round_trips(
     assert again["val_position_error"] == pytest.approx(
         state["metrics"]["val_position_error"], rel=1e-5
     )
-    assert state["metrics"]["val_position_error"] == min(
-        r["val_position_error"] for r in records
-    ) or len(result.best_checkpoints) == cfg.train.keep_checkpoints
+    assert (
+        state["metrics"]["val_position_error"] == min(r["val_position_error"] for r in records)
+        or len(result.best_checkpoints) == cfg.train.keep_checkpoints
+    )
     assert exists(output.join("metrics.csv"))
 
 
