@@ -36,7 +36,7 @@ PAPER_CONFIG = REPO_ROOT / "configs" / "jhmdb_simplebaseline_2D.yaml"
 
 
 def ray_train_throughput(dataset, root: Path, workers: int, epochs: int) -> dict:
-    """Windows/s of the training loop with ``workers`` Ray Train workers (epochs after the first)."""
+    """Windows/s of the training loop with ``workers`` workers (epochs after the first)."""
     cfg = load_config(DEMO_CONFIG, [f"train.num_workers={workers}", f"train.epochs={epochs}"])
     output = parse_location(root / f"run-{workers}")
     began = time.perf_counter()
