@@ -90,7 +90,7 @@ def write_parquet_corpus(sequences: list[Sequence], folder: Path) -> int:
 def refiner_windows(refiner: Refiner, sequences: list[Sequence]) -> np.ndarray:
     """The normalised windows ``[W, T, C]`` that ``refine_many`` feeds the model."""
     model = refiner.config.model
-    step = model.interval * refiner.stride_q
+    step = refiner.config.test_window_step(refiner.stride_q)
     windows = []
     for seq in sequences:
         norm = normalise(seq)

@@ -200,12 +200,6 @@ def effective_config(stored: Config, overrides: list[str] | None) -> Config:
         raise RefineJobError(f"--set: {err}") from None
     if cfg.model != stored.model:
         raise RefineJobError("--set: model.* is fixed by the checkpoint's weights")
-    step = cfg.model.interval * cfg.refine.stride_q
-    if step > cfg.model.window_size:
-        raise RefineJobError(
-            f"refine.stride_q={cfg.refine.stride_q}: windows every {step} frames would leave "
-            f"frames between {cfg.model.window_size}-frame windows unrefined"
-        )
     return cfg
 
 
@@ -214,7 +208,8 @@ def model_identity(checkpoint_bytes: bytes, cfg: Config, output_format: str) -> 
     relevant = {
         "checkpoint": hashlib.sha256(checkpoint_bytes).hexdigest(),
         "data": dataclasses.asdict(cfg.data),
-        "stride_q": cfg.refine.stride_q,
+        "window_step": cfg.test_window_step(),
+        "merge_weights": cfg.refine.merge_weights,
         "format": output_format,
     }
     text = json.dumps(relevant, sort_keys=True, default=str)

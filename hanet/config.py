@@ -199,8 +199,16 @@ class TuneConfig:
 class RefineConfig:
     """Batch refinement settings."""
 
-    # Test-time window step is interval * stride_q frames.
+    # Test-time window step is interval * stride_q frames (key frames of all windows aligned,
+    # as published) unless window_step is set.
     stride_q: int = 1
+    # Frames between window starts, overriding stride_q when > 0. With 1 every frame is a key
+    # frame in some windows and an interpolated frame in others; averaging them all removes
+    # the kinks at key frames (smoother output) for about interval x the windows.
+    window_step: int = 0
+    # How overlapping windows merge: "uniform" mean (published) or "sine"-weighted towards
+    # each window's centre (see hanet.windows.window_position_weights).
+    merge_weights: Literal["uniform", "sine"] = "uniform"
     batch_windows: int = 256
     concurrency: int = 1
     cpus_per_actor: float = 0.5
@@ -208,6 +216,7 @@ class RefineConfig:
 
     def validate(self) -> None:
         _require(self.stride_q >= 1, "refine.stride_q", "must be >= 1")
+        _require(self.window_step >= 0, "refine.window_step", "must be >= 0 (0 = use stride_q)")
         _require(self.batch_windows >= 1, "refine.batch_windows", "must be >= 1")
         _require(self.concurrency >= 1, "refine.concurrency", "must be >= 1")
         _require(self.cpus_per_actor > 0, "refine.cpus_per_actor", "must be > 0")
@@ -225,6 +234,13 @@ class Config:
     def validate(self) -> None:
         for section in (self.model, self.data, self.train, self.tune, self.refine):
             section.validate()
+        step = self.test_window_step()
+        _require(
+            step <= self.model.window_size,
+            "refine.window_step" if self.refine.window_step else "refine.stride_q",
+            f"windows every {step} frames would leave frames between "
+            f"{self.model.window_size}-frame windows unrefined",
+        )
         expected_dim = {"2D": 2, "3D": 3, "smpl": 6}[self.data.representation]
         _require(
             self.model.joint_dim == expected_dim,
@@ -232,6 +248,12 @@ class Config:
             f"is {self.model.joint_dim} but data.representation={self.data.representation!r} "
             f"needs {expected_dim}",
         )
+
+    def test_window_step(self, stride_q: int | None = None) -> int:
+        """Frames between test-time window starts (refine.window_step, else N * stride_q)."""
+        if self.refine.window_step:
+            return self.refine.window_step
+        return self.model.interval * (stride_q or self.refine.stride_q)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -16,7 +16,7 @@ from hanet.config import Config
 from hanet.dataset import denormalise, normalise
 from hanet.model import HANet
 from hanet.schema import SchemaError, Sequence
-from hanet.windows import merge_windows, split_windows, test_starts
+from hanet.windows import merge_windows, split_windows, test_starts, window_position_weights
 
 
 class RefineError(ValueError):
@@ -26,7 +26,8 @@ class RefineError(ValueError):
 class Refiner:
     """Loads a model once and refines sequences of any length.
 
-    Every frame is covered: windows start every ``N * stride_q`` frames with a last window
+    Every frame is covered: windows start every ``N * stride_q`` frames (or every
+    ``refine.window_step`` frames when the config sets it) with a last window
     aligned to the end, short sequences are edge-padded, and overlapping predictions are
     averaged. Missing input joints get the model's estimate but stay marked in ``joint_mask``.
     """
@@ -76,7 +77,7 @@ class Refiner:
         """Refine several sequences, batching their windows together."""
         sequences = list(sequences)
         size, channels = self.config.model.window_size, self.config.model.channels
-        step = self.config.model.interval * self.stride_q
+        step = self.config.test_window_step(self.stride_q)
         pieces = []
         for seq in sequences:
             self.check(seq)
@@ -89,6 +90,7 @@ class Refiner:
             pieces.append((seq, norm, starts, windows, valid))
         if not pieces:
             return []
+        weights = window_position_weights(size, self.config.refine.merge_weights)
         all_windows = np.concatenate([p[3] for p in pieces])
         outputs = self.run_windows(all_windows)
         refined = []
@@ -96,7 +98,7 @@ class Refiner:
         for seq, norm, starts, windows, valid in pieces:
             out = outputs[offset : offset + len(windows)]
             offset += len(windows)
-            merged = merge_windows(out, starts, seq.num_frames, valid)
+            merged = merge_windows(out, starts, seq.num_frames, valid, weights)
             poses = denormalise(
                 merged.reshape(seq.num_frames, seq.num_joints, seq.joint_dim),
                 norm.scale,

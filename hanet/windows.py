@@ -151,6 +151,7 @@ def merge_windows(
     starts: np.ndarray,
     num_frames: int,
     valid: np.ndarray | None = None,
+    position_weights: np.ndarray | None = None,
 ) -> Any:
     """Average overlapping window predictions back into one sequence.
 
@@ -167,6 +168,8 @@ def merge_windows(
         num_frames: length of the merged sequence.
         valid: False at positions to ignore (padding); positions past ``num_frames`` are always
             ignored. None means every in-range position counts.
+        position_weights: ``[T]`` positive weights by position in the window (a weighted
+            mean); None is the plain mean. See :func:`window_position_weights`.
 
     Returns:
         The merged sequence.
@@ -190,6 +193,10 @@ def merge_windows(
     flat_pos = np.flatnonzero(use)  # positions into the flattened [W * T] windows
     frame = index.reshape(-1)[flat_pos]
     count = np.bincount(frame, minlength=num_frames)
+    if position_weights is not None:
+        position_weights = np.asarray(position_weights, dtype=np.float64)
+        if position_weights.shape != (window_size,) or not (position_weights > 0).all():
+            raise ValueError(f"position_weights must be {window_size} positive values")
     missing = np.flatnonzero(count == 0)
     if missing.size:
         raise ValueError(
@@ -210,8 +217,13 @@ def merge_windows(
         frame_t = torch.as_tensor(frame, device=flat.device)
         contrib = flat[pos]
         ref = contrib[torch.as_tensor(first, device=flat.device)]
-        dev = torch.zeros_like(ref).index_add_(0, frame_t, contrib - ref[frame_t])
-        return ref + dev / torch.as_tensor(count, device=flat.device, dtype=flat.dtype)
+        if position_weights is None:
+            dev = torch.zeros_like(ref).index_add_(0, frame_t, contrib - ref[frame_t])
+            return ref + dev / torch.as_tensor(count, device=flat.device, dtype=flat.dtype)
+        weight, total = _weights(position_weights, flat_pos, frame, num_frames, feat_shape)
+        weight = torch.as_tensor(weight, device=flat.device, dtype=flat.dtype)
+        dev = torch.zeros_like(ref).index_add_(0, frame_t, weight * (contrib - ref[frame_t]))
+        return ref + dev / torch.as_tensor(total, device=flat.device, dtype=flat.dtype)
 
     flat = np.asarray(windows).reshape((num_windows * window_size,) + feat_shape)
     if not np.issubdtype(flat.dtype, np.floating):
@@ -222,5 +234,35 @@ def merge_windows(
     # several times slower); every frame has a contribution, so no run is empty.
     order = np.argsort(frame, kind="stable")
     run_starts = np.concatenate([[0], np.cumsum(count.reshape(-1))[:-1]])
-    dev = np.add.reduceat((contrib - ref[frame])[order], run_starts, axis=0)
-    return ref + dev / count.astype(flat.dtype)
+    if position_weights is None:
+        dev = np.add.reduceat((contrib - ref[frame])[order], run_starts, axis=0)
+        return ref + dev / count.astype(flat.dtype)
+    weight, total = _weights(position_weights, flat_pos, frame, num_frames, feat_shape)
+    dev = np.add.reduceat((weight * (contrib - ref[frame]))[order], run_starts, axis=0)
+    return ref + (dev / total).astype(flat.dtype)
+
+
+def _weights(
+    position_weights: np.ndarray,
+    flat_pos: np.ndarray,
+    frame: np.ndarray,
+    num_frames: int,
+    feat_shape: tuple[int, ...],
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per-contribution weights and per-frame weight totals, shaped to broadcast."""
+    weight = position_weights[flat_pos % len(position_weights)]
+    total = np.bincount(frame, weights=weight, minlength=num_frames)
+    pad = (1,) * len(feat_shape)
+    return weight.reshape((-1,) + pad), total.reshape((num_frames,) + pad)
+
+
+def window_position_weights(window_size: int, kind: str) -> np.ndarray | None:
+    """Merge weights by position in the window: None for "uniform" (a plain mean); for
+    "sine", ``sin(pi (t + 1/2) / T)``, highest mid-window and small but positive at the edges,
+    where a window has context on one side only and whose entries and exits would otherwise
+    put steps into the merged sequence."""
+    if kind == "uniform":
+        return None
+    if kind == "sine":
+        return np.sin(np.pi * (np.arange(window_size) + 0.5) / window_size)
+    raise ValueError(f"unknown merge weights {kind!r} (uniform, sine)")

@@ -35,5 +35,6 @@ def train_arguments() -> list[str]:
 
 
 if __name__ == "__main__":
-    subprocess.run([sys.executable, str(HERE / "preprocess.py")], check=True)
+    # The demo dataset is derived data: rebuild it when the demo configuration changed.
+    subprocess.run([sys.executable, str(HERE / "preprocess.py"), "--overwrite"], check=True)
     subprocess.run([sys.executable, str(HERE / "train.py"), *train_arguments()], check=True)

@@ -6,7 +6,13 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hanet.windows import key_frame_mask, merge_windows, split_windows, train_starts
+from hanet.windows import (
+    key_frame_mask,
+    merge_windows,
+    split_windows,
+    train_starts,
+    window_position_weights,
+)
 from hanet.windows import test_starts as strided_test_starts  # a test_* name would be collected
 
 
@@ -113,3 +119,30 @@ def test_split_merge_round_trip(
     merged = merge_windows(windows, starts, frames, valid)
     assert merged.dtype == x.dtype
     np.testing.assert_array_equal(merged, x)
+
+
+def test_weighted_merge_is_the_weighted_mean_and_keeps_identical_predictions_exact():
+    rng = np.random.default_rng(3)
+    size, frames = 7, 23
+    starts = strided_test_starts(frames, size, 1)
+    truth = rng.normal(size=(frames, 4)).astype(np.float32)
+    cut, valid = split_windows(truth, starts, size)
+    weights = window_position_weights(size, "sine")
+    assert weights.shape == (size,) and (weights > 0).all() and weights[3] == weights.max()
+    assert np.array_equal(merge_windows(cut, starts, frames, valid, weights), truth)
+
+    noisy = cut + rng.normal(size=cut.shape).astype(np.float32)
+    merged = merge_windows(noisy, starts, frames, valid, weights)
+    expected = np.zeros((frames, 4))
+    total = np.zeros(frames)
+    for w, start in enumerate(starts):
+        for t in range(size):
+            if valid[w, t] and start + t < frames:
+                expected[start + t] += weights[t] * noisy[w, t]
+                total[start + t] += weights[t]
+    np.testing.assert_allclose(merged, expected / total[:, None], rtol=1e-5, atol=1e-6)
+    as_torch = merge_windows(torch.from_numpy(noisy), starts, frames, valid, weights)
+    np.testing.assert_allclose(as_torch.numpy(), merged, rtol=1e-5, atol=1e-6)
+    assert window_position_weights(size, "uniform") is None
+    with pytest.raises(ValueError):
+        merge_windows(noisy, starts, frames, valid, -weights)
