@@ -11,10 +11,9 @@ poses, G the ground truth and K the key frames::
 
 Optionally (``accel_weight`` > 0, not in the published loss) ``L_c`` gains
 ``accel_weight * La_c`` with ``La_c = sum |A(F) - A(G)|_c / N`` over the frames whose
-second difference ``A(x)_t = x_{t-1} - 2 x_t + x_{t+1}`` has supervision at all three frames. The
-position terms barely reward removing jitter whose amplitude is small next to the estimator's
-fixed offsets; this term does, and it is what lets a small model trained on little data beat a
-tuned low-pass filter on acceleration error.
+second difference ``A(x)_t = x_{t-1} - 2 x_t + x_{t+1}`` has supervision at all three frames: it
+penalises jitter directly, which the position terms reward only weakly when the estimator's
+error is dominated by slowly varying offsets.
 
 Normalisation. The released code divides every term, key-frame sums included, by
 ``B * C * T``, the count of all elements. Here ``N = C * n_real``, where ``n_real`` is the
