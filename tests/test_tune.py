@@ -150,7 +150,8 @@ def test_window_shapes_need_a_finite_distribution(demo_cfg):
     search = parse_space({"model.interval": {"randint": [1, 40]}})
     with pytest.raises(SpaceError, match="more than 16 window shapes"):
         window_shapes(demo_cfg, search)
-    assert window_shapes(demo_cfg, parse_space({"train.lr": {"choice": [0.1]}})) == [(2, 5)]
+    shape = (demo_cfg.model.interval, demo_cfg.model.num_intervals)
+    assert window_shapes(demo_cfg, parse_space({"train.lr": {"choice": [0.1]}})) == [shape]
 
 
 def test_concurrency_is_bounded_by_cpus_gpus_and_the_setting(demo_cfg):
