@@ -14,8 +14,8 @@ from typing import Any
 import numpy as np
 
 from hanet import metrics
-from hanet.dataset import target_mask
-from hanet.filters import FILTER_GRIDS, apply_filter, fill_missing
+from hanet.dataset import filled_input, target_mask
+from hanet.filters import FILTER_GRIDS, apply_filter
 from hanet.schema import Sequence
 from hanet.skeletons import get_layout
 
@@ -107,9 +107,10 @@ def aggregate(scores: list[SequenceScores], representation: str) -> dict[str, fl
 
 
 def input_poses(seq: Sequence) -> np.ndarray:
-    """The estimator's poses with missing joints filled from neighbours in time (scoring a
+    """The estimator's poses exactly as the model receives them: missing joints filled from
+    neighbours in time, a joint never detected in the sequence at the body's centre (scoring a
     missing joint as 0 would be meaningless)."""
-    return fill_missing(seq.pred, seq.observed()).astype(np.float32)
+    return filled_input(seq)
 
 
 def filter_poses(seq: Sequence, name: str, params: dict[str, Any]) -> np.ndarray:

@@ -163,30 +163,38 @@ def skeleton_gif(seq: Sequence, curves: dict[str, np.ndarray], max_frames: int =
     everything = np.concatenate([p[:frames, :, :2] for p in panels.values()])
     low, high = everything.reshape(-1, 2).min(0), everything.reshape(-1, 2).max(0)
     pad = 0.05 * (high - low).max()
+    # One figure whose artists move from frame to frame: building a figure per frame costs
+    # most of the report's time.
+    fig, axes = plt.subplots(1, len(panels), figsize=(3 * len(panels), 3), dpi=60, squeeze=False)
+    artists = []
+    for ax, name in zip(axes[0], panels):
+        bones = [ax.plot([], [], color="tab:blue", linewidth=2)[0] for _ in layout.bones]
+        joints = ax.scatter(
+            np.zeros(layout.num_joints), np.zeros(layout.num_joints), s=8, color="tab:red"
+        )
+        ax.set_xlim(low[0] - pad, high[0] + pad)
+        # Image coordinates grow downwards in 2D; 3D y is up.
+        if seq.representation == "2D":
+            ax.set_ylim(high[1] + pad, low[1] - pad)
+        else:
+            ax.set_ylim(low[1] - pad, high[1] + pad)
+        ax.set_aspect("equal")
+        ax.set_xticks([])
+        ax.set_yticks([])
+        artists.append((ax, name, bones, joints))
+    fig.tight_layout()
     images = []
     for t in range(frames):
-        fig, axes = plt.subplots(1, len(panels), figsize=(3 * len(panels), 3))
-        for ax, (name, poses) in zip(axes, panels.items()):
-            xy = poses[t, :, :2]
-            for a, b in layout.bones:
-                ax.plot(xy[[a, b], 0], xy[[a, b], 1], color="tab:blue", linewidth=2)
-            ax.scatter(xy[:, 0], xy[:, 1], s=8, color="tab:red")
-            ax.set_xlim(low[0] - pad, high[0] + pad)
-            # Image coordinates grow downwards in 2D; 3D y is up.
-            if seq.representation == "2D":
-                ax.set_ylim(high[1] + pad, low[1] - pad)
-            else:
-                ax.set_ylim(low[1] - pad, high[1] + pad)
-            ax.set_aspect("equal")
-            ax.set_xticks([])
-            ax.set_yticks([])
+        for ax, name, bones, joints in artists:
+            xy = panels[name][t, :, :2]
+            for line, (a, b) in zip(bones, layout.bones):
+                line.set_data(xy[[a, b], 0], xy[[a, b], 1])
+            joints.set_offsets(xy)
             ax.set_title(f"{name} ({t})", fontsize=9)
-        fig.tight_layout()
-        buffer = io.BytesIO()
-        fig.savefig(buffer, format="png", dpi=60)
-        plt.close(fig)
-        buffer.seek(0)
-        images.append(Image.open(buffer).convert("P", palette=Image.ADAPTIVE))
+        fig.canvas.draw()
+        rgba = np.asarray(fig.canvas.buffer_rgba())
+        images.append(Image.fromarray(rgba[..., :3]).convert("P", palette=Image.ADAPTIVE))
+    plt.close(fig)
     out = io.BytesIO()
     duration = int(1000 / (seq.fps or 30.0))
     images[0].save(
