@@ -403,7 +403,9 @@ class HANet(nn.Module):
             # Mean over key frames (so the output still depends only on the frames the model
             # reads) and joints, per coordinate axis.
             B, D = x.shape[0], self.config.joint_dim
-            centre = x[:, self.key_mask].reshape(B, -1, D).mean(dim=1)  # (B, D)
+            key = self.key_mask.to(x.dtype)[:, None]  # (T, 1); no boolean indexing: no sync
+            per_channel = (x * key).sum(dim=1) / key.sum()  # (B, C)
+            centre = per_channel.reshape(B, -1, D).mean(dim=1)  # (B, D)
             centre = centre.repeat(1, C // D).unsqueeze(1)  # (B, 1, C), axis order per joint
             x = x - centre
         masked = mask_frames(x, self.key_mask)
