@@ -57,11 +57,20 @@ def evaluate_checkpoint(
     val_sequences: list,
     output: Location | None,
     plot_sequence: str | None = None,
-    **refiner_args: Any,
+    config: Any = None,
 ) -> tuple[Report, dict[str, str]]:
-    """Score a checkpoint on test sequences beside the classic filters; write the report."""
+    """Score a checkpoint on test sequences beside the classic filters; write the report.
+
+    ``config`` (a :class:`hanet.config.Config` with the checkpoint's model section, e.g. from
+    :func:`hanet.batch_refine.effective_config`) replaces the stored config's data and refine
+    settings; None uses the stored config.
+    """
     net, cfg = load_model(io.BytesIO(read_bytes(model)))
-    refiner = Refiner(net, cfg, **refiner_args)
+    if config is not None:
+        if config.model != cfg.model:
+            raise ValueError(f"{model.uri}: the config's model section differs from the weights'")
+        cfg = config
+    refiner = Refiner(net, cfg)
     keep = (plot_sequence,) if plot_sequence else ()
     report = build_report(refiner, test_sequences, val_sequences, keep_ids=keep)
     written = {}

@@ -123,8 +123,7 @@ def evaluate(
             val,
             parse_location(output),
             plot_sequence=sequence,
-            stride_q=cfg.refine.stride_q,
-            batch_windows=cfg.refine.batch_windows,
+            config=cfg,
         )
     except (CheckpointError, RefineJobError, ReadError, FileNotFoundError, ValueError) as err:
         typer.echo(f"error: {err}", err=True)

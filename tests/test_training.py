@@ -86,9 +86,6 @@ def _metrics(output) -> list[dict]:
 
 @pytest.mark.ray
 @pytest.mark.slow
-@pytest.mark.xfail(
-    reason="under investigation: failed once on a heavily loaded machine", strict=False
-)
 def test_two_workers_learn_survive_a_lost_worker_and_checkpoint_round_trips(tiny_dataset, tmp_path):
     cfg, dataset = tiny_dataset
     cfg = cfg.replace(["train.epochs=3", "train.max_failures=1"])
