@@ -135,6 +135,7 @@ class TrainConfig:
     """Optimisation, loss and Ray Train scaling."""
 
     epochs: int = 70
+    # Windows per optimiser step on each worker (the global batch is num_workers times this).
     batch_size: int = 16
     lr: float = 1e-3
     weight_decay: float = 0.01
