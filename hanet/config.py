@@ -379,6 +379,19 @@ def _split_override(text: str) -> tuple[str, Any]:
     return key.strip(), yaml.safe_load(value) if value.strip() else ""
 
 
+def read_yaml(path: Path, what: str, error: type[Exception] = ConfigError) -> Any:
+    """``path`` parsed with YAML's safe loader; unreadable files and invalid YAML raise
+    ``error`` with a message naming the file and ``what`` it was meant to be."""
+    try:
+        text = Path(path).read_text()
+    except OSError as err:
+        raise error(f"{path}: cannot read {what} ({err.strerror})") from err
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        raise error(f"{path}: invalid YAML ({err})") from err
+
+
 def load_config(
     path: str | Path | None = None, overrides: Sequence[str] | Mapping[str, Any] = ()
 ) -> Config:
@@ -394,14 +407,7 @@ def load_config(
     raw: dict[str, Any] = {}
     if path is not None:
         path = Path(path)
-        try:
-            text = path.read_text()
-        except OSError as err:
-            raise ConfigError(f"{path}: cannot read config ({err.strerror})") from err
-        try:
-            loaded = yaml.safe_load(text)
-        except yaml.YAMLError as err:
-            raise ConfigError(f"{path}: invalid YAML ({err})") from err
+        loaded = read_yaml(path, "config", ConfigError)
         if loaded is not None:
             if not isinstance(loaded, dict):
                 raise ConfigError(f"{path}: expected a mapping at the top level")

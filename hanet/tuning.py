@@ -72,7 +72,7 @@ from typing import Any
 
 import yaml
 
-from hanet.config import Config, ConfigError, ModelConfig, TrainConfig
+from hanet.config import Config, ConfigError, ModelConfig, TrainConfig, read_yaml
 from hanet.storage import (
     Location,
     copy_file,
@@ -354,15 +354,7 @@ def parse_space(raw: Any, source: str = "search space") -> SearchSpace:
 def load_space(path: str | Path) -> SearchSpace:
     """Read and parse a search-space YAML file (safe loader)."""
     path = Path(path)
-    try:
-        text = path.read_text()
-    except OSError as err:
-        raise SpaceError(f"{path}: cannot read search space ({err.strerror})") from err
-    try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as err:
-        raise SpaceError(f"{path}: invalid YAML ({err})") from err
-    return parse_space(raw, source=str(path))
+    return parse_space(read_yaml(path, "search space", SpaceError), source=str(path))
 
 
 def sweep_config(
