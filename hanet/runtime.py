@@ -1,12 +1,10 @@
-"""What every pipeline entry point shares: logging, Ray start-up, config + flags."""
+"""What every pipeline entry point shares: logging, Ray start-up, the demo paths."""
 
 from __future__ import annotations
 
 import logging
 import os
 from pathlib import Path
-
-from hanet.config import Config, load_config
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SAMPLE_DIR = REPO_ROOT / "data" / "sample"
@@ -40,7 +38,3 @@ def init_ray(num_cpus: int | None = None, dashboard: bool = False) -> None:
         object_store_memory=int(os.environ.get("HANET_OBJECT_STORE_BYTES", 400_000_000)),
         log_to_driver=True,
     )
-
-
-def config_from_flags(config: Path | None, overrides: list[str] | None) -> Config:
-    return load_config(config, overrides or [])
