@@ -39,14 +39,12 @@ import torch
 from hanet.batch_refine import run_refine
 from hanet.checkpoint import save_checkpoint
 from hanet.config import Config, load_config
-from hanet.dataset import normalise
 from hanet.model import HANet
 from hanet.readers import find_published_pairs, read_published_pair
 from hanet.refiner import Refiner
 from hanet.runtime import REPO_ROOT, SAMPLE_DIR
 from hanet.schema import Sequence, sequences_to_table
 from hanet.storage import parse_location
-from hanet.windows import split_windows, test_starts
 
 CONFIGS = {
     "paper 2D": REPO_ROOT / "configs" / "jhmdb_simplebaseline_2D.yaml",
@@ -89,15 +87,7 @@ def write_parquet_corpus(sequences: list[Sequence], folder: Path) -> int:
 
 def refiner_windows(refiner: Refiner, sequences: list[Sequence]) -> np.ndarray:
     """The normalised windows ``[W, T, C]`` that ``refine_many`` feeds the model."""
-    model = refiner.config.model
-    step = refiner.config.test_window_step(refiner.stride_q)
-    windows = []
-    for seq in sequences:
-        norm = normalise(seq)
-        starts = test_starts(seq.num_frames, model.window_size, step)
-        cut, _ = split_windows(norm.input.reshape(-1, model.channels), starts, model.window_size)
-        windows.append(cut)
-    return np.concatenate(windows)
+    return np.concatenate([refiner.cut(seq)[2] for seq in sequences])
 
 
 def bare_throughput(refiner: Refiner, sequences: list[Sequence], threads: int) -> float:

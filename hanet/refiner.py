@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from hanet.config import Config
-from hanet.dataset import denormalise, normalise
+from hanet.dataset import Normalised, denormalise, normalise
 from hanet.model import HANet
 from hanet.schema import SchemaError, Sequence
 from hanet.windows import merge_windows, split_windows, test_starts, window_position_weights
@@ -26,25 +26,22 @@ class RefineError(ValueError):
 class Refiner:
     """Loads a model once and refines sequences of any length.
 
-    Every frame is covered: windows start every ``N * stride_q`` frames (or every
-    ``refine.window_step`` frames when the config sets it) with a last window
-    aligned to the end, short sequences are edge-padded, and overlapping predictions are
-    averaged. Missing input joints get the model's estimate but stay marked in ``joint_mask``.
+    Every frame is covered: windows start every ``config.test_window_step()`` frames
+    (``refine.window_step``, else ``N * refine.stride_q``) with a last window aligned to the
+    end, short sequences are edge-padded, and overlapping predictions are merged. Missing input
+    joints get the model's estimate but stay marked in ``joint_mask``.
     """
 
     def __init__(
         self,
         model: HANet,
         config: Config,
-        stride_q: int | None = None,
-        batch_windows: int | None = None,
         device: torch.device | str | None = None,
     ) -> None:
         self.config = config
         self.device = torch.device(device) if device is not None else _default_device()
         self.model = model.to(self.device).eval()
-        self.stride_q = stride_q or config.refine.stride_q
-        self.batch_windows = batch_windows or config.refine.batch_windows
+        self.batch_windows = config.refine.batch_windows
 
     @classmethod
     def from_checkpoint(cls, source, **kwargs) -> Refiner:  # noqa: ANN001 - path or file
@@ -72,25 +69,34 @@ class Refiner:
                 f"{cfg.data.layout!r}"
             )
 
+    def cut(self, seq: Sequence) -> tuple[Normalised, np.ndarray, np.ndarray, np.ndarray]:
+        """``seq`` checked, normalised and cut into the windows the model reads.
+
+        Returns:
+            ``(norm, starts, windows [W, T, C], valid [W, T])``.
+        """
+        self.check(seq)
+        try:
+            norm = normalise(seq)
+        except SchemaError as err:
+            raise RefineError(str(err)) from None
+        model = self.config.model
+        starts = test_starts(seq.num_frames, model.window_size, self.config.test_window_step())
+        windows, valid = split_windows(
+            norm.input.reshape(-1, model.channels), starts, model.window_size
+        )
+        return norm, starts, windows, valid
+
     @torch.inference_mode()
     def refine_many(self, sequences: Iterable[Sequence]) -> list[Sequence]:
         """Refine several sequences, batching their windows together."""
         sequences = list(sequences)
-        size, channels = self.config.model.window_size, self.config.model.channels
-        step = self.config.test_window_step(self.stride_q)
-        pieces = []
-        for seq in sequences:
-            self.check(seq)
-            try:
-                norm = normalise(seq)
-            except SchemaError as err:
-                raise RefineError(str(err)) from None
-            starts = test_starts(seq.num_frames, size, step)
-            windows, valid = split_windows(norm.input.reshape(-1, channels), starts, size)
-            pieces.append((seq, norm, starts, windows, valid))
+        pieces = [(seq, *self.cut(seq)) for seq in sequences]
         if not pieces:
             return []
-        weights = window_position_weights(size, self.config.refine.merge_weights)
+        weights = window_position_weights(
+            self.config.model.window_size, self.config.refine.merge_weights
+        )
         all_windows = np.concatenate([p[3] for p in pieces])
         outputs = self.run_windows(all_windows)
         refined = []

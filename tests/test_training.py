@@ -111,10 +111,8 @@ def test_two_workers_learn_survive_a_lost_worker_and_checkpoint_round_trips(tiny
     assert again["val_position_error"] == pytest.approx(
         state["metrics"]["val_position_error"], rel=1e-5
     )
-    assert (
-        state["metrics"]["val_position_error"] == min(r["val_position_error"] for r in records)
-        or len(result.best_checkpoints) == cfg.train.keep_checkpoints
-    )
+    # Checkpoints are kept by validation score, so the best epoch's is always among them.
+    assert state["metrics"]["val_position_error"] == min(r["val_position_error"] for r in records)
     assert exists(output.join("metrics.csv"))
 
 
