@@ -49,7 +49,9 @@ import torch
 from hanet.checkpoint import load_checkpoint, load_model
 from hanet.config import Config, ConfigError, from_dict
 from hanet.readers import (
+    POSE_KEYS,
     SUPPORTED_SUFFIXES,
+    best_per_track,
     load_npz,
     read_any,
 )
@@ -74,8 +76,6 @@ OUTPUT_FORMATS = ("parquet", "same")
 DONE_DIR = "_done"
 ERRORS_FILE = "_errors.json"
 MANIFEST_FILE = "_manifest.json"
-# Keys of published npz files that hold the poses, by representation (see hanet.readers).
-_POSE_KEYS = {"2D": ("joints_2d",), "3D": ("joints_3d",), "smpl": ("pose",)}
 
 
 class RefineJobError(ValueError):
@@ -265,7 +265,7 @@ def encode_npz(location: Location, refined: list[Sequence], representation: str)
     sequence, in the input's order, as an object array or a stacked array like the input.
     """
     arrays = load_npz(location)
-    key = next((k for k in _POSE_KEYS[representation] if k in arrays), None)
+    key = next((k for k in POSE_KEYS[representation] if k in arrays), None)
     if key is None:
         raise OutputFormatError(f"{location.uri}: no pose array to replace")
     entries = arrays[key]
@@ -290,13 +290,6 @@ def encode_npz(location: Location, refined: list[Sequence], representation: str)
     return buffer.getvalue()
 
 
-def _det_score(det: dict[str, Any]) -> float:
-    try:
-        return float(det.get("score", 0.0))
-    except (TypeError, ValueError):
-        return 0.0
-
-
 def encode_keypoint_json(location: Location, refined: list[Sequence]) -> bytes:
     """The input's COCO-style keypoint results with refined x, y and the original scores.
 
@@ -315,14 +308,7 @@ def encode_keypoint_json(location: Location, refined: list[Sequence]) -> bytes:
     if isinstance(document, dict):
         container_key = "annotations" if "annotations" in document else "results"
         detections = document[container_key]
-    tracks: dict[Any, dict[str, dict[str, Any]]] = {}
-    for det in detections:
-        track_id = det.get("track_id", det.get("idx", 0))
-        track = tracks.setdefault(track_id if track_id is not None else 0, {})
-        frame = str(det["image_id"])
-        if frame not in track or _det_score(det) > _det_score(track[frame]):
-            track[frame] = det
-    ordered = sorted(tracks.items(), key=lambda kv: str(kv[0]))
+    ordered = sorted(best_per_track(detections).items(), key=lambda kv: str(kv[0]))
     if len(ordered) != len(refined):
         raise OutputFormatError(
             f"{location.uri}: {len(ordered)} tracks but {len(refined)} refined sequences"
@@ -331,7 +317,7 @@ def encode_keypoint_json(location: Location, refined: list[Sequence]) -> bytes:
     for (track_id, frames), seq in zip(ordered, refined):
         index = {name: t for t, name in enumerate(seq.frame_names or ())}
         for frame, det in frames.items():
-            t = index.get(frame)
+            t = index.get(str(frame))  # the reader names frames by the text of their image id
             triples = np.asarray(det["keypoints"], dtype=np.float64).reshape(-1, 3)
             scores = np.nan_to_num(triples[:, 2].astype(np.float32), nan=0.0)
             if t is None or (
@@ -408,23 +394,28 @@ class ObjectRefiner:
         self.output_format = output_format
         self.identity = identity
 
-    def _completed(self, rel: str, input_fp: str) -> dict[str, Any] | None:
-        """The done-record of ``rel`` if its output is complete and current, else None."""
+    def _read_record(self, rel: str) -> dict[str, Any] | None:
+        """The done-record an earlier run left for ``rel``, if readable."""
         record_loc = done_record_location(self.output, rel)
         try:
-            record = json.loads(read_bytes(record_loc))
+            return json.loads(read_bytes(record_loc))
         except FileNotFoundError:
             return None
         except (ValueError, OSError):
             log.warning("%s: unreadable done-record; refining again", record_loc.uri)
             return None
+
+    def _is_current(self, record: dict[str, Any] | None, input_fp: str) -> bool:
+        """Whether ``record`` describes a complete output of this input with this model."""
+        if record is None:
+            return False
         if record.get("input_fingerprint") != input_fp or record.get("model") != self.identity:
-            return None
+            return False
         try:
             data = read_bytes(self.output.join(record["output"]))
         except (FileNotFoundError, KeyError):
-            return None
-        return record if _sha256(data) == record.get("output_sha256") else None
+            return False
+        return _sha256(data) == record.get("output_sha256")
 
     @torch.inference_mode()
     def process(self, rel: str, out_rel: str) -> dict[str, Any]:
@@ -443,8 +434,8 @@ class ObjectRefiner:
         }
         try:
             input_fp = fingerprint(location)
-            record = self._completed(rel, input_fp)
-            if record is not None:
+            record = self._read_record(rel)
+            if self._is_current(record, input_fp):
                 row.update(
                     status="skipped",
                     output=record["output"],
@@ -459,7 +450,9 @@ class ObjectRefiner:
             )
             write_bytes_atomic(self.output.join(out_rel), data)
             frames = int(sum(seq.num_frames for seq in refined))
-            replaced = self._write_record(rel, out_rel, input_fp, data, len(refined), frames)
+            previous = (record or {}).get("output")
+            self._write_record(rel, out_rel, input_fp, data, len(refined), frames)
+            replaced = previous if previous and previous != out_rel else ""
             row.update(status="written", sequences=len(refined), frames=frames, replaced=replaced)
         except Exception as err:  # isolate every failure to its object
             message = str(err) or type(err).__name__
@@ -473,15 +466,8 @@ class ObjectRefiner:
 
     def _write_record(
         self, rel: str, out_rel: str, input_fp: str, data: bytes, sequences: int, frames: int
-    ) -> str:
-        """Write the done-record; returns the output name an earlier record gave this input
-        when it differs (another format), else ``""``."""
-        record_loc = done_record_location(self.output, rel)
-        previous = None
-        try:
-            previous = json.loads(read_bytes(record_loc)).get("output")
-        except (FileNotFoundError, ValueError, OSError):
-            pass
+    ) -> None:
+        """Write the done-record, the commit point of one object."""
         record = {
             "input": rel,
             "input_fingerprint": input_fp,
@@ -494,8 +480,9 @@ class ObjectRefiner:
             "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
         # The record is the commit point: written only once the output is complete.
-        write_text_atomic(record_loc, json.dumps(record, indent=2, sort_keys=True))
-        return previous if previous and previous != out_rel else ""
+        write_text_atomic(
+            done_record_location(self.output, rel), json.dumps(record, indent=2, sort_keys=True)
+        )
 
 
 class RefineActor:

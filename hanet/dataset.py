@@ -37,21 +37,26 @@ class Normalised:
     target_offset: np.ndarray
 
 
+def _fill_joints(x: np.ndarray, present: np.ndarray) -> np.ndarray:
+    """``x [T, J, D]`` with absent joints filled: gaps interpolated linearly in time (held at
+    the ends); a joint absent from every frame takes the mean of the frame's other joints."""
+    filled = fill_missing(x, present)
+    never = ~present.any(axis=0)  # [J]
+    if never.any():
+        filled[:, never, :] = filled[:, ~never, :].mean(axis=1)[:, None, :]
+    return filled
+
+
 def filled_input(seq: Sequence) -> np.ndarray:
     """The estimator's poses with every missing joint filled, ``[T, J, D]`` float32.
 
     Gaps are interpolated linearly in time (held at the ends), so a missing joint never enters
     the model as a zero. A joint the estimator never produced in the whole sequence has nothing
     to interpolate from; it takes the mean of the frame's other joints (the body's centre), a
-    finite, plausible value that its mask still marks as missing.
+    finite, plausible value that its mask still marks as missing (validate_sequence guarantees
+    some joint is observed).
     """
-    observed = seq.observed()
-    pred = fill_missing(seq.pred, observed)
-    never = ~observed.any(axis=0)  # [J]
-    if never.any():
-        centre = pred[:, ~never, :].mean(axis=1)  # validate_sequence: some joint is observed
-        pred[:, never, :] = centre[:, None, :]
-    return pred.astype(np.float32)
+    return _fill_joints(seq.pred, seq.observed()).astype(np.float32)
 
 
 def _filled_target(seq: Sequence) -> np.ndarray | None:
@@ -61,11 +66,7 @@ def _filled_target(seq: Sequence) -> np.ndarray | None:
     labelled = seq.labelled_joints()
     if labelled.all() or not labelled.any():
         return seq.gt
-    gt = fill_missing(seq.gt, labelled)
-    never = ~labelled.any(axis=0)
-    if never.any():
-        gt[:, never, :] = gt[:, ~never, :].mean(axis=1)[:, None, :]
-    return gt
+    return _fill_joints(seq.gt, labelled)
 
 
 def normalise(seq: Sequence) -> Normalised:

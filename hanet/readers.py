@@ -221,8 +221,12 @@ def _entries(arrays: dict[str, np.ndarray], key: str, where: str) -> list[np.nda
     return [np.asarray(item) for item in value]
 
 
+# Keys of published npz files that hold the poses, by representation.
+POSE_KEYS = {"2D": ("joints_2d",), "3D": ("joints_3d",), "smpl": ("pose",)}
+
+
 def _pose_key(arrays: dict[str, np.ndarray], representation: str, where: str) -> str:
-    candidates = {"2D": ("joints_2d",), "3D": ("joints_3d",), "smpl": ("pose",)}[representation]
+    candidates = POSE_KEYS[representation]
     for key in candidates:
         if key in arrays:
             return key
@@ -587,7 +591,6 @@ def read_keypoint_json(
     if not isinstance(document, list) or not document:
         raise ReadError(f"{where}: expected a non-empty list of keypoint detections")
     frames: set[Any] = set(images)
-    tracks: dict[Any, dict[Any, dict]] = {}
     keypoint_count = None
     for number, det in enumerate(document):
         if not isinstance(det, dict) or "image_id" not in det or "keypoints" not in det:
@@ -606,11 +609,7 @@ def read_keypoint_json(
         if isinstance(frame, (list, dict)):
             raise ReadError(f"{where}: detection {number}: image_id {frame!r} is not a scalar")
         frames.add(frame)
-        track_id = det.get("track_id", det.get("idx", 0))
-        track = tracks.setdefault(track_id if track_id is not None else 0, {})
-        best = track.get(frame)
-        if best is None or _score(det) > _score(best):
-            track[frame] = det
+    tracks = best_per_track(document)
     layout_name = layout or _LAYOUT_BY_KEYPOINTS.get(keypoint_count or 0)
     if layout_name is None:
         raise ReadError(f"{where}: no joint layout known for {keypoint_count} keypoints")
@@ -664,6 +663,21 @@ def _score(det: dict[str, Any]) -> float:
         return float(det.get("score", 0.0))
     except (TypeError, ValueError):
         return 0.0
+
+
+def best_per_track(detections: list[dict[str, Any]]) -> dict[Any, dict[Any, dict[str, Any]]]:
+    """COCO-style detections grouped as ``{track id: {image id: detection}}``, keeping per
+    track and frame the first detection with the highest score. Detections without a track id
+    (``track_id``, or AlphaPose's ``idx``) form one track, 0."""
+    tracks: dict[Any, dict[Any, dict[str, Any]]] = {}
+    for det in detections:
+        track_id = det.get("track_id", det.get("idx", 0))
+        track = tracks.setdefault(track_id if track_id is not None else 0, {})
+        frame = det["image_id"]
+        best = track.get(frame)
+        if best is None or _score(det) > _score(best):
+            track[frame] = det
+    return tracks
 
 
 # ----------------------------------------------------------------------------------------------

@@ -51,25 +51,15 @@ def load_split(dataset: Location, split: str) -> list:
     return read_sequence_parquet(target) if exists(target) else []
 
 
-def evaluate_checkpoint(
-    model: Location,
+def evaluate_model(
+    net: Any,
+    cfg: Any,
     test_sequences: list,
     val_sequences: list,
     output: Location | None,
     plot_sequence: str | None = None,
-    config: Any = None,
 ) -> tuple[Report, dict[str, str]]:
-    """Score a checkpoint on test sequences beside the classic filters; write the report.
-
-    ``config`` (a :class:`hanet.config.Config` with the checkpoint's model section, e.g. from
-    :func:`hanet.batch_refine.effective_config`) replaces the stored config's data and refine
-    settings; None uses the stored config.
-    """
-    net, cfg = load_model(io.BytesIO(read_bytes(model)))
-    if config is not None:
-        if config.model != cfg.model:
-            raise ValueError(f"{model.uri}: the config's model section differs from the weights'")
-        cfg = config
+    """Score a loaded model on test sequences beside the classic filters; write the report."""
     refiner = Refiner(net, cfg)
     keep = (plot_sequence,) if plot_sequence else ()
     report = build_report(refiner, test_sequences, val_sequences, keep_ids=keep)
@@ -77,6 +67,18 @@ def evaluate_checkpoint(
     if output is not None:
         written = write_report(report, test_sequences, output, plot_sequence)
     return report, written
+
+
+def evaluate_checkpoint(
+    model: Location,
+    test_sequences: list,
+    val_sequences: list,
+    output: Location | None,
+    plot_sequence: str | None = None,
+) -> tuple[Report, dict[str, str]]:
+    """:func:`evaluate_model` on a checkpoint with its stored config."""
+    net, cfg = load_model(io.BytesIO(read_bytes(model)))
+    return evaluate_model(net, cfg, test_sequences, val_sequences, output, plot_sequence)
 
 
 def headline(report: Report) -> str:

@@ -25,8 +25,8 @@ from typing import Annotated
 import typer
 
 from hanet.batch_refine import RefineJobError, effective_config
-from hanet.checkpoint import CheckpointError, load_checkpoint
-from hanet.config import Config, from_dict
+from hanet.checkpoint import CheckpointError, load_model
+from hanet.config import Config
 from hanet.dataset import assign_split
 from hanet.readers import (
     ReadError,
@@ -37,7 +37,7 @@ from hanet.readers import (
 from hanet.runtime import DEMO_OUTPUT, setup_logging
 from hanet.schema import Sequence
 from hanet.storage import Location, exists, is_file, parse_location, read_bytes
-from hanet.workflow import evaluate_checkpoint, headline, load_split
+from hanet.workflow import evaluate_model, headline, load_split
 
 log = logging.getLogger("evaluate")
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
@@ -110,20 +110,14 @@ def evaluate(
     """Score the checkpoint, the input and the classic filters; write and print the report."""
     setup_logging()
     try:
-        model = parse_location(checkpoint)
-        stored = from_dict(load_checkpoint(io.BytesIO(read_bytes(model)))["config"])
+        net, stored = load_model(io.BytesIO(read_bytes(parse_location(checkpoint))))
         cfg = effective_config(stored, list(set_ or []))
         test, val = load_evaluation_data(cfg, parse_location(data))
         if sequence is not None and sequence not in {seq.sequence_id for seq in test}:
             known = ", ".join(seq.sequence_id for seq in test[:5])
             raise ReadError(f"--sequence {sequence!r} is not a labelled test sequence ({known}, …)")
-        report, written = evaluate_checkpoint(
-            model,
-            test,
-            val,
-            parse_location(output),
-            plot_sequence=sequence,
-            config=cfg,
+        report, written = evaluate_model(
+            net, cfg, test, val, parse_location(output), plot_sequence=sequence
         )
     except (CheckpointError, RefineJobError, ReadError, FileNotFoundError, ValueError) as err:
         typer.echo(f"error: {err}", err=True)

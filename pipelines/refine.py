@@ -21,7 +21,7 @@ from typing import Annotated
 
 import typer
 
-from hanet.batch_refine import RefineJobError, check_locations, run_refine
+from hanet.batch_refine import OUTPUT_FORMATS, RefineJobError, check_locations, run_refine
 from hanet.runtime import DEMO_OUTPUT, init_ray, setup_logging
 from hanet.storage import parse_location
 
@@ -55,8 +55,8 @@ def refine(
 ) -> dict:
     """Refine every object under --input into --output; prints and returns the summary."""
     setup_logging()
-    if format_ is not None and format_ not in ("parquet", "same"):
-        typer.echo(f"error: --format must be 'parquet' or 'same', not {format_!r}", err=True)
+    if format_ is not None and format_ not in OUTPUT_FORMATS:
+        typer.echo(f"error: --format must be one of {OUTPUT_FORMATS}, not {format_!r}", err=True)
         raise typer.Exit(2)
     try:
         checkpoint_loc = parse_location(checkpoint)
