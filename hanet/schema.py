@@ -159,12 +159,8 @@ class Sequence:
     def labelled_joints(self) -> np.ndarray:
         """[T, J] bool: joints whose ground truth is known (labelled frame and joint)."""
         mask = np.broadcast_to(self.labelled()[:, None], self.pred.shape[:2]).copy()
-        # ``extra["gt_joint_mask"]`` is where readers kept it before it was a field.
-        joints = self.gt_joint_mask
-        if joints is None:
-            joints = self.extra.get("gt_joint_mask")
-        if joints is not None:
-            mask &= np.asarray(joints, dtype=bool)
+        if self.gt_joint_mask is not None:
+            mask &= np.asarray(self.gt_joint_mask, dtype=bool)
         return mask
 
     def with_split(self, split: str) -> Sequence:
@@ -258,9 +254,7 @@ def validate_sequence(seq: Sequence, expected_joints: int | None = None) -> Sequ
         if seq.gt_mask is not None:
             gt_mask = _shaped(seq.gt_mask, (frames,), "ground-truth mask", where).astype(bool)
         gt_joint_mask = np.ones((frames, joints), dtype=bool)
-        known = (
-            seq.gt_joint_mask if seq.gt_joint_mask is not None else seq.extra.get("gt_joint_mask")
-        )
+        known = seq.gt_joint_mask
         if known is not None:
             gt_joint_mask = _shaped(known, (frames, joints), "ground-truth joint mask", where)
             gt_joint_mask = gt_joint_mask.astype(bool)
@@ -300,7 +294,6 @@ def validate_sequence(seq: Sequence, expected_joints: int | None = None) -> Sequ
             raise SchemaError(f"{where}: {len(frame_names)} frame names for {frames} frames")
     if seq.split is not None and seq.split not in SPLITS:
         raise SchemaError(f"{where}: split {seq.split!r} is not one of {list(SPLITS)}")
-    extra = {k: v for k, v in seq.extra.items() if k != "gt_joint_mask"}
     return replace(
         seq,
         pred=pred,
@@ -312,7 +305,6 @@ def validate_sequence(seq: Sequence, expected_joints: int | None = None) -> Sequ
         bbox=bbox,
         image_size=image_size,
         frame_names=frame_names,
-        extra=extra,
     )
 
 
