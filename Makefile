@@ -1,11 +1,12 @@
 # Two commands do all set-up on a fresh machine:
 #   make demo   run the main job (preprocess -> train -> evaluate) on the bundled sample
-#   make test   run the test suite
+#   make test   run the test suite (what CI runs)
+# make test-fast runs the unit tier alone (no Ray, S3 or subprocesses), in seconds.
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint install clean
+.PHONY: demo test test-fast lint install clean
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -22,6 +23,9 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest
+
+test-fast: $(STAMP)
+	$(PY) -m pytest -q -m "not ray and not s3 and not slow and not cli"
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check hanet pipelines tests benchmarks scripts

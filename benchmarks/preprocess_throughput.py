@@ -25,13 +25,14 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+from defaults import DEMO_CONFIG, SAMPLE_DIR
 
 from hanet.config import load_config
-from hanet.preprocessing import run_preprocess, window_files
-from hanet.readers import find_published_pairs, load_npz
-from hanet.runtime import DEMO_CONFIG, SAMPLE_DIR
-from hanet.schema import WINDOW_SCHEMA
-from hanet.storage import parse_location
+from hanet.dataset import window_files
+from hanet.formats.published import find_published_pairs
+from hanet.formats.safe_npz import load_npz
+from hanet.io.location import parse_location
+from hanet.preprocessing import run_preprocess
 
 
 def replicate_sample(sample: Path, target: Path, dataset: str, estimator: str, n: int) -> None:
@@ -51,8 +52,8 @@ def replicate_sample(sample: Path, target: Path, dataset: str, estimator: str, n
             np.savez(path, **repeated)
 
 
-def window_arrays(dataset: Path) -> dict[str, np.ndarray]:
-    """Every window column of a written dataset as flat numpy arrays plus list offsets."""
+def window_arrays(dataset: Path) -> tuple[pa.Schema, dict[str, np.ndarray]]:
+    """The window schema of a written dataset and every column as one flat numpy array."""
     tables = [
         pq.read_table(f.path)
         for split in ("train", "val", "test", "infer")
@@ -60,30 +61,27 @@ def window_arrays(dataset: Path) -> dict[str, np.ndarray]:
     ]
     table = pa.concat_tables(tables).combine_chunks()
     arrays: dict[str, np.ndarray] = {}
-    for name in WINDOW_SCHEMA.names:
+    for name in table.column_names:
         column = table.column(name).chunk(0)
-        if pa.types.is_list(column.type):
-            arrays[name] = column.values.to_numpy(zero_copy_only=False)
-            arrays[name + ".offsets"] = column.offsets.to_numpy()
-        else:
-            arrays[name] = column.to_numpy(zero_copy_only=False)
-    return arrays
+        if pa.types.is_fixed_size_list(column.type):
+            column = column.flatten()
+        arrays[name] = column.to_numpy(zero_copy_only=False)
+    return table.schema, arrays
 
 
-def plain_pyarrow_write(arrays: dict[str, np.ndarray], path: Path) -> float:
+def plain_pyarrow_write(schema: pa.Schema, arrays: dict[str, np.ndarray], path: Path) -> float:
     """Seconds to build the window table from numpy and write it with pq.write_table."""
     began = time.perf_counter()
     columns = {}
-    for name in WINDOW_SCHEMA.names:
-        field_type = WINDOW_SCHEMA.field(name).type
-        if pa.types.is_list(field_type):
-            columns[name] = pa.ListArray.from_arrays(
-                pa.array(arrays[name + ".offsets"]),
-                pa.array(arrays[name], type=field_type.value_type),
+    for name in schema.names:
+        field_type = schema.field(name).type
+        if pa.types.is_fixed_size_list(field_type):
+            columns[name] = pa.FixedSizeListArray.from_arrays(
+                pa.array(arrays[name], type=field_type.value_type), field_type.list_size
             )
         else:
             columns[name] = pa.array(arrays[name], type=field_type)
-    pq.write_table(pa.table(columns, schema=WINDOW_SCHEMA), path, compression="zstd")
+    pq.write_table(pa.table(columns, schema=schema), path, compression="zstd")
     return time.perf_counter() - began
 
 
@@ -112,9 +110,11 @@ def main() -> None:
         result = run_preprocess(cfg, parse_location(source), parse_location(work / "dataset"))
         frames, windows, seconds = result.frames, result.windows, result.seconds
 
-        arrays = window_arrays(work / "dataset")
+        schema, arrays = window_arrays(work / "dataset")
         assert len(arrays["start"]) == windows
-        baseline = min(plain_pyarrow_write(arrays, work / f"plain-{i}.parquet") for i in range(3))
+        baseline = min(
+            plain_pyarrow_write(schema, arrays, work / f"plain-{i}.parquet") for i in range(3)
+        )
 
     ratio = baseline / seconds
     stages = ", ".join(f"{name} {value:.2f} s" for name, value in result.stages.items())

@@ -35,16 +35,18 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 import torch
+from defaults import REPO as REPO_ROOT
+from defaults import SAMPLE_DIR
 
 from hanet.batch_refine import run_refine
 from hanet.checkpoint import save_checkpoint
 from hanet.config import Config, load_config
+from hanet.data.arrow import sequences_to_table
+from hanet.data.schema import Sequence
+from hanet.formats.published import find_published_pairs, read_published_pair
+from hanet.io.location import parse_location
 from hanet.model import HANet
-from hanet.readers import find_published_pairs, read_published_pair
 from hanet.refiner import Refiner
-from hanet.runtime import REPO_ROOT, SAMPLE_DIR
-from hanet.schema import Sequence, sequences_to_table
-from hanet.storage import parse_location
 
 CONFIGS = {
     "paper 2D": REPO_ROOT / "configs" / "jhmdb_simplebaseline_2D.yaml",

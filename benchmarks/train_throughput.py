@@ -25,11 +25,12 @@ import time
 from pathlib import Path
 
 import torch
+from defaults import DEMO_CONFIG, SAMPLE_DIR
+from defaults import REPO as REPO_ROOT
 
 from hanet.config import load_config
+from hanet.io.location import parse_location
 from hanet.model import HANet
-from hanet.runtime import DEMO_CONFIG, REPO_ROOT, SAMPLE_DIR
-from hanet.storage import parse_location
 from hanet.training import batch_loss, build_trainer
 
 PAPER_CONFIG = REPO_ROOT / "configs" / "jhmdb_simplebaseline_2D.yaml"

@@ -13,28 +13,32 @@ A checkpoint is a ``torch.save``-d dict that ``torch.load(..., weights_only=True
         "metrics": {...},                 # optional, JSON-able
     }
 
-Paths here are local; object storage is handled by the caller.
+A checkpoint is read from and written to any :class:`~hanet.io.location.Location` (local or
+S3), a local path, raw bytes or a binary file object; writes are atomic.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import os
-import tempfile
 from collections.abc import Mapping
-from pathlib import Path
 from typing import IO, Any
 
 import torch
 from torch import nn
 
 from hanet.config import Config, ConfigError, from_dict
+from hanet.errors import UserError
+from hanet.io.location import Location, parse_location
+from hanet.io.storage import open_input, write_bytes_atomic
 from hanet.model import HANet
 
 __all__ = [
     "FORMAT",
     "VERSION",
     "CheckpointError",
+    "checkpoint_bytes",
     "load_checkpoint",
     "load_model",
     "save_checkpoint",
@@ -44,10 +48,10 @@ __all__ = [
 FORMAT = "hanet-checkpoint"
 VERSION = 1
 
-PathOrFile = str | os.PathLike[str] | IO[bytes]
+Source = Location | str | os.PathLike[str] | bytes | IO[bytes]
 
 
-class CheckpointError(ValueError):
+class CheckpointError(UserError, ValueError):
     """A file is not a readable HANet checkpoint; the message names the file."""
 
 
@@ -73,28 +77,23 @@ def _plain_metrics(metrics: Mapping[str, Any]) -> dict[str, Any]:
     return json.loads(json.dumps(dict(metrics), default=convert))
 
 
-def save_checkpoint(
-    path: str | os.PathLike[str],
+def checkpoint_bytes(
     model: nn.Module,
     config: Config,
     optimizer: torch.optim.Optimizer | None = None,
     scheduler: Any | None = None,
     epoch: int | None = None,
     metrics: Mapping[str, Any] | None = None,
-) -> Path:
-    """Write a checkpoint atomically: a temporary file in the same folder, then ``os.replace``.
+) -> bytes:
+    """A checkpoint as bytes.
 
     Args:
-        path: destination file; its folder is created if missing.
         model: the model, possibly wrapped by DDP or ``torch.compile``.
         config: the full run configuration; ``config.model`` must describe ``model``.
         optimizer: optimizer whose state to include.
         scheduler: learning-rate scheduler (anything with ``state_dict()``) to include.
         epoch: last completed epoch.
         metrics: plain metrics, e.g. ``{"val_mpjpe": 41.2}``.
-
-    Returns:
-        The path written.
 
     Raises:
         ValueError: ``config.model`` does not match the model's own configuration.
@@ -120,49 +119,67 @@ def save_checkpoint(
         payload["epoch"] = int(epoch)
     if metrics is not None:
         payload["metrics"] = _plain_metrics(metrics)
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # Same folder as the target so os.replace is an atomic rename on one filesystem; a reader
-    # sees either the old checkpoint or the complete new one, never a partial file.
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(payload, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
+    return buffer.getvalue()
 
 
-def _describe(source: PathOrFile) -> str:
+def save_checkpoint(
+    target: Location | str | os.PathLike[str],
+    model: nn.Module,
+    config: Config,
+    optimizer: torch.optim.Optimizer | None = None,
+    scheduler: Any | None = None,
+    epoch: int | None = None,
+    metrics: Mapping[str, Any] | None = None,
+) -> Location:
+    """Write :func:`checkpoint_bytes` atomically: a reader sees the old file or the complete
+    new one. Returns the location written."""
+    location = target if isinstance(target, Location) else parse_location(target)
+    data = checkpoint_bytes(model, config, optimizer, scheduler, epoch, metrics)
+    write_bytes_atomic(location, data)
+    return location
+
+
+def _describe(source: Source) -> str:
+    if isinstance(source, Location):
+        return source.uri
     if isinstance(source, str | os.PathLike):
         return os.fspath(source)
+    if isinstance(source, bytes):
+        return "<checkpoint bytes>"
     return str(getattr(source, "name", None) or f"<{type(source).__name__}>")
 
 
-def load_checkpoint(source: PathOrFile, map_location: Any = "cpu") -> dict[str, Any]:
+def _as_file(source: Source) -> IO[bytes]:
+    if isinstance(source, bytes):
+        return io.BytesIO(source)
+    if isinstance(source, str | os.PathLike | Location):
+        location = source if isinstance(source, Location) else parse_location(source)
+        # One sized read: read_bytes streams in chunks, several times slower for a 1 GB file.
+        with open_input(location) as reader:
+            return io.BytesIO(reader.read())
+    return source
+
+
+def load_checkpoint(source: Source, map_location: Any = "cpu") -> dict[str, Any]:
     """Read and validate a checkpoint (``weights_only=True``: no arbitrary code runs).
 
     Args:
-        source: a local path or a readable binary file object.
+        source: a location, local path, the checkpoint's bytes or a readable binary file.
         map_location: passed to ``torch.load``.
 
     Returns:
         The checkpoint dict described in the module docstring.
 
     Raises:
-        FileNotFoundError: the path does not exist.
+        FileNotFoundError: there is no such file.
         CheckpointError: the file is not a valid checkpoint of a supported version.
     """
     name = _describe(source)
-    if isinstance(source, str | os.PathLike) and not Path(source).is_file():
-        raise FileNotFoundError(f"{name}: checkpoint file not found")
+    stream = _as_file(source)
     try:
-        ckpt = torch.load(source, map_location=map_location, weights_only=True)
+        ckpt = torch.load(stream, map_location=map_location, weights_only=True)
     except Exception as err:  # torch raises several unrelated types for corrupt input
         raise CheckpointError(
             f"{name}: not a readable checkpoint ({type(err).__name__}: {err})"
@@ -181,11 +198,11 @@ def load_checkpoint(source: PathOrFile, map_location: Any = "cpu") -> dict[str, 
     return ckpt
 
 
-def load_model(source: PathOrFile, map_location: Any = "cpu") -> tuple[HANet, Config]:
+def load_model(source: Source, map_location: Any = "cpu") -> tuple[HANet, Config]:
     """Rebuild the model and its run configuration from a checkpoint.
 
     Args:
-        source: a local path or a readable binary file object.
+        source: a location, local path, the checkpoint's bytes or a readable binary file.
         map_location: device for the loaded tensors; a device (or device string) also
             receives the model.
 

@@ -9,20 +9,34 @@ in one place, here.
 from __future__ import annotations
 
 import dataclasses
-import types
-import typing
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Union, get_args, get_origin
+from typing import Any, Literal
 
-import yaml
+from hanet.strict import (
+    ConfigError,
+    build_section,
+    check_type,
+    read_yaml,
+    require,
+    split_override,
+)
+
+__all__ = [
+    "Config",
+    "ConfigError",
+    "DataConfig",
+    "ModelConfig",
+    "RefineConfig",
+    "TrainConfig",
+    "TuneConfig",
+    "from_dict",
+    "load_config",
+    "read_yaml",
+]
 
 Representation = Literal["2D", "3D", "smpl"]
-
-
-class ConfigError(ValueError):
-    """A configuration file or override is invalid; the message names the key."""
 
 
 @dataclass(frozen=True)
@@ -70,21 +84,21 @@ class ModelConfig:
         return self.hidden_dim * (2**stage if self.width_growth == "double" else 1)
 
     def validate(self) -> None:
-        _require(self.num_joints >= 1, "model.num_joints", "must be >= 1")
-        _require(self.joint_dim >= 1, "model.joint_dim", "must be >= 1")
-        _require(self.interval >= 1, "model.interval", "must be >= 1")
+        require(self.num_joints >= 1, "model.num_joints", "must be >= 1")
+        require(self.joint_dim >= 1, "model.joint_dim", "must be >= 1")
+        require(self.interval >= 1, "model.interval", "must be >= 1")
         # At least two key frames per window: a window whose attention keys are all masked
         # yields NaN.
-        _require(self.num_intervals >= 1, "model.num_intervals", "must be >= 1")
-        _require(self.num_stages >= 1, "model.num_stages", "must be >= 1")
-        _require(self.num_heads >= 1, "model.num_heads", "must be >= 1")
-        _require(
+        require(self.num_intervals >= 1, "model.num_intervals", "must be >= 1")
+        require(self.num_stages >= 1, "model.num_stages", "must be >= 1")
+        require(self.num_heads >= 1, "model.num_heads", "must be >= 1")
+        require(
             self.hidden_dim % self.num_heads == 0 and self.hidden_dim % 2 == 0,
             "model.hidden_dim",
             f"must be even and divisible by model.num_heads={self.num_heads}",
         )
-        _require(0.0 <= self.dropout < 1.0, "model.dropout", "must be in [0, 1)")
-        _require(self.decoder_kernel % 2 == 1, "model.decoder_kernel", "must be odd")
+        require(0.0 <= self.dropout < 1.0, "model.dropout", "must be in [0, 1)")
+        require(self.decoder_kernel % 2 == 1, "model.decoder_kernel", "must be odd")
 
 
 @dataclass(frozen=True)
@@ -112,12 +126,12 @@ class DataConfig:
     seed: int = 4321
 
     def validate(self) -> None:
-        _require(self.train_stride >= 1, "data.train_stride", "must be >= 1")
-        _require(self.test_stride_q >= 1, "data.test_stride_q", "must be >= 1")
-        _require(0.0 <= self.val_fraction < 1.0, "data.val_fraction", "must be in [0, 1)")
-        _require(self.shard_rows >= 1, "data.shard_rows", "must be >= 1")
-        _require(self.fps > 0, "data.fps", "must be > 0")
-        _require(
+        require(self.train_stride >= 1, "data.train_stride", "must be >= 1")
+        require(self.test_stride_q >= 1, "data.test_stride_q", "must be >= 1")
+        require(0.0 <= self.val_fraction < 1.0, "data.val_fraction", "must be in [0, 1)")
+        require(self.shard_rows >= 1, "data.shard_rows", "must be >= 1")
+        require(self.fps > 0, "data.fps", "must be > 0")
+        require(
             (self.image_width is None) == (self.image_height is None),
             "data.image_width",
             "set data.image_width and data.image_height together",
@@ -168,14 +182,14 @@ class TrainConfig:
     materialize: bool = True
 
     def validate(self) -> None:
-        _require(self.epochs >= 1, "train.epochs", "must be >= 1")
-        _require(self.batch_size >= 1, "train.batch_size", "must be >= 1")
-        _require(self.lr > 0, "train.lr", "must be > 0")
-        _require(self.num_workers >= 1, "train.num_workers", "must be >= 1")
-        _require(self.cpus_per_worker > 0, "train.cpus_per_worker", "must be > 0")
-        _require(self.keep_checkpoints >= 1, "train.keep_checkpoints", "must be >= 1")
-        _require(self.max_failures >= 0, "train.max_failures", "must be >= 0")
-        _require(0 < self.lr_decay <= 1, "train.lr_decay", "must be in (0, 1]")
+        require(self.epochs >= 1, "train.epochs", "must be >= 1")
+        require(self.batch_size >= 1, "train.batch_size", "must be >= 1")
+        require(self.lr > 0, "train.lr", "must be > 0")
+        require(self.num_workers >= 1, "train.num_workers", "must be >= 1")
+        require(self.cpus_per_worker > 0, "train.cpus_per_worker", "must be > 0")
+        require(self.keep_checkpoints >= 1, "train.keep_checkpoints", "must be >= 1")
+        require(self.max_failures >= 0, "train.max_failures", "must be >= 0")
+        require(0 < self.lr_decay <= 1, "train.lr_decay", "must be in (0, 1]")
 
 
 @dataclass(frozen=True)
@@ -190,10 +204,10 @@ class TuneConfig:
     workers_per_trial: int = 1
 
     def validate(self) -> None:
-        _require(self.num_samples >= 1, "tune.num_samples", "must be >= 1")
-        _require(self.max_concurrent >= 0, "tune.max_concurrent", "must be >= 0")
-        _require(self.grace_period >= 1, "tune.grace_period", "must be >= 1")
-        _require(self.reduction_factor >= 2, "tune.reduction_factor", "must be >= 2")
+        require(self.num_samples >= 1, "tune.num_samples", "must be >= 1")
+        require(self.max_concurrent >= 0, "tune.max_concurrent", "must be >= 0")
+        require(self.grace_period >= 1, "tune.grace_period", "must be >= 1")
+        require(self.reduction_factor >= 2, "tune.reduction_factor", "must be >= 2")
 
 
 @dataclass(frozen=True)
@@ -216,11 +230,11 @@ class RefineConfig:
     output_format: Literal["parquet", "same"] = "parquet"
 
     def validate(self) -> None:
-        _require(self.stride_q >= 1, "refine.stride_q", "must be >= 1")
-        _require(self.window_step >= 0, "refine.window_step", "must be >= 0 (0 = use stride_q)")
-        _require(self.batch_windows >= 1, "refine.batch_windows", "must be >= 1")
-        _require(self.concurrency >= 1, "refine.concurrency", "must be >= 1")
-        _require(self.cpus_per_actor > 0, "refine.cpus_per_actor", "must be > 0")
+        require(self.stride_q >= 1, "refine.stride_q", "must be >= 1")
+        require(self.window_step >= 0, "refine.window_step", "must be >= 0 (0 = use stride_q)")
+        require(self.batch_windows >= 1, "refine.batch_windows", "must be >= 1")
+        require(self.concurrency >= 1, "refine.concurrency", "must be >= 1")
+        require(self.cpus_per_actor > 0, "refine.cpus_per_actor", "must be > 0")
 
 
 @dataclass(frozen=True)
@@ -236,14 +250,14 @@ class Config:
         for section in (self.model, self.data, self.train, self.tune, self.refine):
             section.validate()
         step = self.test_window_step()
-        _require(
+        require(
             step <= self.model.window_size,
             "refine.window_step" if self.refine.window_step else "refine.stride_q",
             f"windows every {step} frames would leave frames between "
             f"{self.model.window_size}-frame windows unrefined",
         )
         expected_dim = {"2D": 2, "3D": 3, "smpl": 6}[self.data.representation]
-        _require(
+        require(
             self.model.joint_dim == expected_dim,
             "model.joint_dim",
             f"is {self.model.joint_dim} but data.representation={self.data.representation!r} "
@@ -266,73 +280,6 @@ class Config:
         return from_dict(raw)
 
 
-def _require(ok: bool, key: str, message: str) -> None:
-    if not ok:
-        raise ConfigError(f"{key}: {message}")
-
-
-def _check_type(key: str, value: Any, annotation: Any) -> Any:
-    """Return ``value`` coerced to ``annotation`` where lossless, else raise ConfigError."""
-    origin = get_origin(annotation)
-    if origin is Literal:
-        choices = get_args(annotation)
-        if value not in choices:
-            raise ConfigError(f"{key}: {value!r} is not one of {list(choices)}")
-        return value
-    if origin in (Union, types.UnionType):
-        options = get_args(annotation)
-        if value is None and type(None) in options:
-            return None
-        errors = []
-        for option in options:
-            if option is type(None):
-                continue
-            try:
-                return _check_type(key, value, option)
-            except ConfigError as err:
-                errors.append(str(err))
-        raise ConfigError(errors[0] if errors else f"{key}: invalid value {value!r}")
-    if annotation is bool:
-        if not isinstance(value, bool):
-            raise ConfigError(f"{key}: expected true/false, got {value!r}")
-        return value
-    if annotation is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{key}: expected an integer, got {value!r}")
-        return value
-    if annotation is float:
-        if isinstance(value, str):
-            # YAML 1.1 reads "1e-4" (no dot) as a string; it is plainly a number.
-            try:
-                value = float(value)
-            except ValueError:
-                pass
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"{key}: expected a number, got {value!r}")
-        return float(value)
-    if annotation is str:
-        if not isinstance(value, str):
-            raise ConfigError(f"{key}: expected a string, got {value!r}")
-        return value
-    raise ConfigError(f"{key}: unsupported type {annotation!r}")  # pragma: no cover
-
-
-def _build_section(cls: type, raw: Any, prefix: str) -> Any:
-    if raw is None:
-        raw = {}
-    if not isinstance(raw, Mapping):
-        raise ConfigError(f"{prefix}: expected a mapping, got {raw!r}")
-    hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(raw) - names)
-    if unknown:
-        raise ConfigError(f"{prefix}.{unknown[0]}: unknown key (known: {sorted(names)})")
-    kwargs = {}
-    for name, value in raw.items():
-        kwargs[name] = _check_type(f"{prefix}.{name}", value, hints[name])
-    return cls(**kwargs)
-
-
 _SECTIONS = {
     "model": ModelConfig,
     "data": DataConfig,
@@ -349,15 +296,15 @@ def from_dict(raw: Mapping[str, Any]) -> Config:
     unknown = sorted(set(raw) - set(_SECTIONS) - {"name"})
     if unknown:
         raise ConfigError(f"{unknown[0]}: unknown section (known: name, {', '.join(_SECTIONS)})")
-    name = _check_type("name", raw.get("name", "hanet"), str)
-    sections = {key: _build_section(cls, raw.get(key), key) for key, cls in _SECTIONS.items()}
+    name = check_type("name", raw.get("name", "hanet"), str)
+    sections = {key: build_section(cls, raw.get(key), key) for key, cls in _SECTIONS.items()}
     config = Config(name=name, **sections)
     config.validate()
     return config
 
 
 def _apply_overrides(raw: dict[str, Any], overrides: Sequence[str] | Mapping[str, Any]) -> None:
-    items = overrides.items() if isinstance(overrides, Mapping) else map(_split_override, overrides)
+    items = overrides.items() if isinstance(overrides, Mapping) else map(split_override, overrides)
     for dotted, value in items:
         parts = dotted.split(".")
         if len(parts) == 1 and parts[0] == "name":
@@ -369,27 +316,6 @@ def _apply_overrides(raw: dict[str, Any], overrides: Sequence[str] | Mapping[str
         if raw[parts[0]] is None:
             raw[parts[0]] = {}
         raw[parts[0]][parts[1]] = value
-
-
-def _split_override(text: str) -> tuple[str, Any]:
-    if "=" not in text:
-        raise ConfigError(f"{text}: overrides take the form section.key=value")
-    key, _, value = text.partition("=")
-    # YAML gives numbers, booleans and null their types; `null`/`~` mean None.
-    return key.strip(), yaml.safe_load(value) if value.strip() else ""
-
-
-def read_yaml(path: Path, what: str, error: type[Exception] = ConfigError) -> Any:
-    """``path`` parsed with YAML's safe loader; unreadable files and invalid YAML raise
-    ``error`` with a message naming the file and ``what`` it was meant to be."""
-    try:
-        text = Path(path).read_text()
-    except OSError as err:
-        raise error(f"{path}: cannot read {what} ({err.strerror})") from err
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError as err:
-        raise error(f"{path}: invalid YAML ({err})") from err
 
 
 def load_config(

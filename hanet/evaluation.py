@@ -14,9 +14,9 @@ from typing import Any
 import numpy as np
 
 from hanet import metrics
-from hanet.dataset import filled_input, target_mask
+from hanet.data.normalise import filled_input, target_mask
+from hanet.data.schema import Sequence
 from hanet.filters import FILTER_GRIDS, apply_filter
-from hanet.schema import Sequence
 from hanet.skeletons import get_layout
 
 PCK_ALPHAS = (0.05, 0.1, 0.2)
@@ -47,9 +47,10 @@ class SequenceScores:
     sums: dict[str, tuple[float, int]] = field(default_factory=dict)  # frame-weighted
 
 
-def _frame_weighted(per_frame: np.ndarray) -> tuple[float, int]:
+def _frame_weighted(per_frame: np.ndarray, scale: float = 1.0) -> tuple[float, int]:
+    """(sum, count) over the frames that have a value (NaN frames have none)."""
     keep = ~np.isnan(per_frame)
-    return float(per_frame[keep].sum()), int(keep.sum())
+    return float(per_frame[keep].sum() * scale), int(keep.sum())
 
 
 def score_sequence(poses: np.ndarray, seq: Sequence) -> SequenceScores:
@@ -63,33 +64,20 @@ def score_sequence(poses: np.ndarray, seq: Sequence) -> SequenceScores:
         if seq.bbox is not None:
             for alpha in PCK_ALPHAS:
                 scores.pck[alpha] = metrics.pck(poses, gt, seq.bbox, alpha, valid)
-        dist = np.linalg.norm(poses.astype(np.float64) - gt, axis=-1)
+        dist = metrics.position_errors(poses, gt)
         scores.sums["pixel_error"] = (float(dist[valid].sum()), int(valid.sum()))
-        scores.sums["accel_px"] = _accel_sums(poses, gt, valid, scale=1.0)
+        scores.sums["accel_px"] = _frame_weighted(metrics.accel_error_per_frame(poses, gt, valid))
     elif seq.representation == "3D":
         roots = get_layout(seq.layout).roots
         scores.sums["mpjpe"] = _frame_weighted(metrics.mpjpe_per_frame(poses, gt, roots, valid))
         scores.sums["pa_mpjpe"] = _frame_weighted(metrics.pa_mpjpe_per_frame(poses, gt, valid))
-        scores.sums["accel"] = _accel_sums(poses, gt, valid, scale=1000.0)
+        accel = metrics.accel_error_per_frame(poses, gt, valid)
+        scores.sums["accel"] = _frame_weighted(accel, scale=1000.0)  # mm/frame^2
     else:
         angle = metrics.geodesic_angle_deg(poses, gt, valid)
         scores.sums["angle_deg"] = (angle * int(valid.sum()), int(valid.sum()))
-        scores.sums["accel_6d"] = _accel_sums(poses, gt, valid, scale=1.0)
+        scores.sums["accel_6d"] = _frame_weighted(metrics.accel_error_per_frame(poses, gt, valid))
     return scores
-
-
-def _accel_sums(poses: np.ndarray, gt: np.ndarray, valid: np.ndarray, scale: float):
-    """Frame-weighted acceleration error: a frame counts where it and both neighbours are
-    labelled."""
-    if len(gt) < 3:
-        return (0.0, 0)
-    triple = valid[:-2] & valid[1:-1] & valid[2:]
-    diff = metrics.accel(poses.astype(np.float64)) - metrics.accel(gt.astype(np.float64))
-    norm = np.linalg.norm(diff, axis=-1)
-    count = triple.sum(axis=1)
-    has = count > 0
-    per_frame = np.where(has, (norm * triple).sum(axis=1) / np.maximum(count, 1), 0.0)
-    return (float(per_frame[has].sum() * scale), int(has.sum()))
 
 
 def aggregate(scores: list[SequenceScores], representation: str) -> dict[str, float]:
@@ -145,16 +133,3 @@ def tune_filters(
                 best, best_error = params, result[key]
         chosen[name] = best
     return chosen
-
-
-def format_table(rows: dict[str, dict[str, float]], representation: str) -> str:
-    """A Markdown table: one row per method, the representation's metric columns."""
-    columns = [c for c in metric_columns(representation) if any(c in r for r in rows.values())]
-    lines = [
-        "| method | " + " | ".join(columns) + " |",
-        "|---|" + "---:|" * len(columns),
-    ]
-    for method, values in rows.items():
-        cells = [f"{values[c]:.2f}" if c in values else "—" for c in columns]
-        lines.append(f"| {method} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)

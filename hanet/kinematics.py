@@ -13,7 +13,6 @@ import torch
 import torch.nn.functional as F
 
 __all__ = [
-    "key_frame_mask",
     "mask_frames",
     "key_frame_neighbours",
     "flow",
@@ -23,38 +22,12 @@ __all__ = [
 ]
 
 
-def key_frame_mask(
-    window_size: int, interval: int, device: torch.device | str | None = None
-) -> torch.Tensor:
-    """Which frames of a window are key frames.
-
-    Args:
-        window_size: T, frames per window; ``(T - 1) % interval`` must be 0.
-        interval: N, a key frame every N frames.
-        device: where to create the mask.
-
-    Returns:
-        Boolean mask, True at key frames (``t % N == 0``).
-
-    Shape:
-        Output: (T,)
-
-    Raises:
-        ValueError: the window does not start and end on a key frame, or has fewer than two.
-    """
-    if interval < 1 or window_size < interval + 1 or (window_size - 1) % interval != 0:
-        raise ValueError(
-            f"window_size={window_size} must be N * Q + 1 with interval N={interval} and Q >= 1"
-        )
-    return torch.arange(window_size, device=device) % interval == 0
-
-
 def mask_frames(x: torch.Tensor, key_mask: torch.Tensor) -> torch.Tensor:
     """Zero every non-key frame, the masked input x̃ = x ⊙ s.
 
     Args:
         x: poses.
-        key_mask: boolean key-frame mask from :func:`key_frame_mask`.
+        key_mask: boolean key-frame mask (:func:`hanet.data.windows.key_frame_mask`).
 
     Shape:
         x: (B, T, C); key_mask: (T,); output: (B, T, C)

@@ -26,7 +26,7 @@ contributes 0. Summing ``Ls_c`` over channels gives the mean absolute error per 
 key-frame terms stay down-weighted by the key-frame fraction (about 1/N), as published.
 
 Mutual learning. ``mutual="symmetric"`` is the released behaviour: plain ``|F - R|`` with
-gradient into both branches (its teacher selection is a no-op, see the reference notes §2).
+gradient into both branches (its teacher selection compares two symmetric terms, a no-op).
 ``mutual="teacher"`` stops the gradient through the better branch of each channel: if the final
 poses' mean error on their supervised elements is larger than the refined poses' mean error on
 theirs, F learns from ``R.detach()``, otherwise R learns from ``F.detach()``. The comparison uses

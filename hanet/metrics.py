@@ -1,6 +1,7 @@
 """Pose-sequence metrics as pure numpy functions with validity masks.
 
-Definitions follow the evaluation shared by HANet, DeciWatch and SmoothNet (reference notes §5):
+Definitions follow the evaluation shared by HANet, DeciWatch and SmoothNet (their
+``lib/utils/eval_metrics.py``):
 
 - PCK@alpha (JHMDB): a joint is correct when its pixel error is at most
   ``alpha * max(bbox_w, bbox_h)`` of that frame's ground-truth box; each sequence gives a
@@ -99,6 +100,15 @@ def pck_mean(per_sequence: Sequence[np.ndarray]) -> float:
     return _nanmean(np.stack([np.asarray(p, dtype=np.float64) for p in per_sequence]))
 
 
+def position_errors(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
+    """Euclidean error of every joint of every frame, in the inputs' unit (float64).
+
+    Shape:
+        pred, gt: ``[T, J, D]``; output ``[T, J]``.
+    """
+    return np.linalg.norm(np.asarray(pred, np.float64) - np.asarray(gt, np.float64), axis=-1)
+
+
 def mean_pixel_error(pred: np.ndarray, gt: np.ndarray, valid: np.ndarray | None = None) -> float:
     """Mean Euclidean error over valid (frame, joint) pairs, in the inputs' unit.
 
@@ -106,7 +116,7 @@ def mean_pixel_error(pred: np.ndarray, gt: np.ndarray, valid: np.ndarray | None 
         pred, gt: ``[T, J, D]``; valid: ``[T]`` or ``[T, J]``.
     """
     mask = _joint_mask(valid, *gt.shape[:2])
-    dist = np.linalg.norm(np.asarray(pred, np.float64) - gt, axis=-1)
+    dist = position_errors(pred, gt)
     return float(np.where(mask, dist, 0.0).sum() / mask.sum()) if mask.any() else float("nan")
 
 
@@ -237,31 +247,44 @@ def accel(x: np.ndarray) -> np.ndarray:
     return x[:-2] - 2 * x[1:-1] + x[2:]
 
 
+def accel_magnitude_per_frame(x: np.ndarray) -> np.ndarray:
+    """Mean over joints of the acceleration's norm at frames 1 .. T-2, in the data's unit.
+
+    Shape:
+        x: ``[T, J, D]``; output ``[T - 2]``.
+    """
+    return np.linalg.norm(accel(np.asarray(x, np.float64)), axis=-1).mean(axis=1)
+
+
+def accel_error_per_frame(
+    pred: np.ndarray, gt: np.ndarray, valid: np.ndarray | None = None
+) -> np.ndarray:
+    """Acceleration error of frames 1 .. T-2, in the data's unit per frame^2.
+
+    The mean over joints of the L2 norm of ``accel(pred) - accel(gt)``, where a (t, joint)
+    counts only when frames t-1, t, t+1 are all valid; NaN for a frame with no such joint.
+
+    Shape:
+        pred, gt: ``[T, J, D]``; valid: ``[T]`` or ``[T, J]``; output ``[T - 2]`` (empty for
+        ``T < 3``).
+    """
+    frames, joints = gt.shape[:2]
+    if frames < 3:
+        return np.zeros(0)
+    mask = _joint_mask(valid, frames, joints)
+    triple = mask[:-2] & mask[1:-1] & mask[2:]  # [T-2, J]
+    diff = accel(np.asarray(pred, np.float64)) - accel(np.asarray(gt, np.float64))
+    return _masked_mean(np.linalg.norm(diff, axis=-1), triple, axis=1)
+
+
 def accel_error(pred: np.ndarray, gt: np.ndarray, valid: np.ndarray | None = None) -> float:
-    """Acceleration error in mm/frame^2.
-
-    Mean over frames t = 1 .. T-2 of the mean over joints of the L2 norm of
-    ``accel(pred) - accel(gt)``; a (t, joint) counts only when frames t-1, t, t+1 are all valid.
-
-    Args:
-        pred: predicted joints, metres.
-        gt: ground-truth joints, metres.
-        valid: frames or joints with ground truth.
-
-    Returns:
-        The error; NaN when no valid triple exists (e.g. ``T < 3``).
+    """Acceleration error in mm/frame^2: :func:`accel_error_per_frame` of joints in metres,
+    averaged over the frames that have one; NaN when none does (e.g. ``T < 3``).
 
     Shape:
         pred, gt: ``[T, J, D]``; valid: ``[T]`` or ``[T, J]``.
     """
-    frames, joints = gt.shape[:2]
-    if frames < 3:
-        return float("nan")
-    mask = _joint_mask(valid, frames, joints)
-    triple = mask[:-2] & mask[1:-1] & mask[2:]  # [T-2, J]
-    diff = accel(np.asarray(pred, np.float64)) - accel(np.asarray(gt, np.float64))
-    per_frame = _masked_mean(np.linalg.norm(diff, axis=-1), triple, axis=1)
-    return _nanmean(per_frame) * _MM
+    return _nanmean(accel_error_per_frame(pred, gt, valid)) * _MM
 
 
 def rotation_6d_to_matrix(x: np.ndarray, interleaved: bool = False) -> np.ndarray:

@@ -12,14 +12,16 @@ from collections.abc import Iterable
 import numpy as np
 import torch
 
+from hanet.checkpoint import Source, load_model
 from hanet.config import Config
-from hanet.dataset import Normalised, denormalise, normalise
+from hanet.data.normalise import Normalised, denormalise, normalise
+from hanet.data.schema import SchemaError, Sequence
+from hanet.data.windows import merge_windows, split_windows, test_starts, window_position_weights
+from hanet.errors import UserError
 from hanet.model import HANet
-from hanet.schema import SchemaError, Sequence
-from hanet.windows import merge_windows, split_windows, test_starts, window_position_weights
 
 
-class RefineError(ValueError):
+class RefineError(UserError, ValueError):
     """A sequence does not fit the checkpoint (layout, joints, representation)."""
 
 
@@ -44,11 +46,10 @@ class Refiner:
         self.batch_windows = config.refine.batch_windows
 
     @classmethod
-    def from_checkpoint(cls, source, **kwargs) -> Refiner:  # noqa: ANN001 - path or file
-        from hanet.checkpoint import load_model
-
+    def from_checkpoint(cls, source: Source, device: torch.device | str | None = None) -> Refiner:
+        """Load a checkpoint (location, path, bytes or file) and refine with its config."""
         model, config = load_model(source)
-        return cls(model, config, **kwargs)
+        return cls(model, config, device=device)
 
     def check(self, seq: Sequence) -> None:
         cfg = self.config

@@ -11,24 +11,35 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pyarrow as pa
+import ray.data
+import ray.train
+import ray.train.torch
 import torch
+from ray.train import CheckpointConfig, DataConfig, FailureConfig, RunConfig, ScalingConfig
+from ray.train.torch import TorchTrainer
 
+from hanet.checkpoint import load_checkpoint, save_checkpoint, unwrap_model
 from hanet.config import Config, TrainConfig, from_dict
-from hanet.schema import Sequence
-from hanet.storage import Location, exists, read_text, write_text_atomic
+from hanet.data.arrow import WINDOW_BATCH_COLUMNS, window_batch
+from hanet.data.schema import Sequence
+from hanet.dataset import DatasetError, check_shape, committed_manifest, window_files
+from hanet.evaluation import evaluate_method, input_poses, primary_metric
+from hanet.formats.parquet import read_sequence_parquet
+from hanet.io.location import Location, parse_location
+from hanet.io.storage import exists, read_text, write_text_atomic
+from hanet.losses import LossOutput, hanet_loss
+from hanet.model import HANet
+from hanet.refiner import Refiner
+from hanet.runs import CHECKPOINT_FILE, METRICS_LOG
 
-CHECKPOINT_FILE = "checkpoint.pt"
 RUN_NAME = "train"
 SELECTION_METRIC = "val_position_error"
-BATCH_COLUMNS = ("input", "target", "target_mask", "frame_mask", "key_mask")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -53,26 +64,8 @@ def lr_factor(step: int, train: TrainConfig, steps_per_epoch: int) -> float:
     return low + (1.0 - low) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
-def arrow_to_arrays(batch: pa.Table) -> dict[str, np.ndarray]:
-    """Window rows (flat list columns) -> fixed-shape arrays Ray can batch into tensors."""
-    rows = batch.num_rows
-    size = int(batch.column("window_size")[0].as_py()) if rows else 1
-    out = {}
-    for name in BATCH_COLUMNS:
-        column = batch.column(name).combine_chunks()
-        flat = column.flatten().to_numpy(zero_copy_only=False)
-        if name in ("frame_mask", "key_mask"):
-            out[name] = flat.astype(bool).reshape(rows, size)
-        elif name == "target_mask":
-            out[name] = flat.astype(bool).reshape(rows, size, -1)
-        else:
-            out[name] = flat.astype(np.float32).reshape(rows, size, -1)
-    return out
-
-
-def batch_loss(model: torch.nn.Module, batch: dict[str, torch.Tensor], cfg: Config):
-    from hanet.losses import hanet_loss
-
+def batch_loss(model: torch.nn.Module, batch: dict[str, torch.Tensor], cfg: Config) -> LossOutput:
+    """The configured loss of ``model`` on one batch of windows (:data:`WINDOW_BATCH_COLUMNS`)."""
     output = model(batch["input"])
     return hanet_loss(
         output.final.float(),
@@ -90,10 +83,6 @@ def batch_loss(model: torch.nn.Module, batch: dict[str, torch.Tensor], cfg: Conf
 
 def validation_metrics(model: torch.nn.Module, cfg: Config, sequences: list[Sequence]) -> dict:
     """Input vs HANet metrics on whole validation sequences (every frame, merged windows)."""
-    from hanet.checkpoint import unwrap_model
-    from hanet.evaluation import evaluate_method, input_poses, primary_metric
-    from hanet.refiner import Refiner
-
     if not sequences:
         return {}
     net = unwrap_model(model)
@@ -126,19 +115,12 @@ def _append_metrics(log_location: Location, record: dict[str, Any]) -> None:
 
 
 def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
-    import ray.train
-    import ray.train.torch
-
-    from hanet.checkpoint import load_checkpoint, save_checkpoint, unwrap_model
-    from hanet.model import HANet
-    from hanet.readers import read_sequence_parquet
-
+    """One Ray Train worker: epochs of DDP training; rank 0 validates, logs and checkpoints."""
     # [1] Unpack the config.
     cfg = from_dict(loop_config["config"])
     dataset: Location = loop_config["dataset"]
     output: Location = loop_config["output"]
     steps_per_epoch: int = loop_config["steps_per_epoch"]
-    fault = loop_config.get("fault")
     context = ray.train.get_context()
     rank, world = context.get_world_rank(), context.get_world_size()
     torch.manual_seed(cfg.train.seed + rank)
@@ -179,11 +161,6 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
         val_sequences = read_sequence_parquet(val_file)
 
     for epoch in range(start_epoch, cfg.train.epochs):
-        if fault and epoch == fault["epoch"] and rank == world - 1:
-            marker = Path(fault["marker"])
-            if not marker.exists():
-                marker.write_text("worker killed once by the test fault hook\n")
-                os._exit(1)  # a lost worker: Ray restarts the group from the last checkpoint
         began = time.perf_counter()
         model.train()
         total, count = 0.0, 0
@@ -227,10 +204,10 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
                 metrics["val_loss"] = float(np.mean(losses)) if losses else float("nan")
             metrics.update(validation_metrics(net, cfg, val_sequences))
             metrics.setdefault(SELECTION_METRIC, metrics.get("val_loss", metrics["train_loss"]))
-            _append_metrics(output.join("metrics.jsonl"), metrics)
+            _append_metrics(output.join(METRICS_LOG), metrics)
             with tempfile.TemporaryDirectory() as folder:
                 save_checkpoint(
-                    Path(folder) / CHECKPOINT_FILE,
+                    parse_location(str(Path(folder) / CHECKPOINT_FILE)),
                     model,
                     cfg,
                     optimizer=optimizer,
@@ -250,17 +227,13 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
 
 def read_window_dataset(dataset: Location, split: str):
     """A split of a committed window dataset as a Ray Dataset of fixed-shape arrays."""
-    import ray.data
-
-    from hanet.preprocessing import window_files
-
     files = window_files(dataset, split)
     if not files:
         return None
     read = ray.data.read_parquet(
         [f.path for f in files], filesystem=dataset.filesystem()
-    ).select_columns(["window_size", *BATCH_COLUMNS])
-    return read.map_batches(arrow_to_arrays, batch_format="pyarrow")
+    ).select_columns(["window_size", *WINDOW_BATCH_COLUMNS])
+    return read.map_batches(window_batch, batch_format="pyarrow")
 
 
 def steps_per_epoch(cfg: Config, train_windows: int) -> int:
@@ -277,29 +250,18 @@ def build_trainer(
     output: Location,
     name: str = RUN_NAME,
     callbacks: list | None = None,
-    fault: dict | None = None,
-):
+) -> TorchTrainer:
     """A ``TorchTrainer`` for ``cfg`` on a preprocessed dataset, checkpointing under
-    ``output/name`` (local folder or S3). Rerunning with the same output and name resumes."""
-    from ray.train import CheckpointConfig, DataConfig, FailureConfig, RunConfig, ScalingConfig
-    from ray.train.torch import TorchTrainer
+    ``output/name`` (local folder or S3). Rerunning with the same output and name resumes.
 
-    from hanet.preprocessing import load_manifest
-
-    manifest = load_manifest(dataset)
-    if manifest is None:
-        raise FileNotFoundError(f"{dataset.uri}: no manifest.json; run pipelines/preprocess.py")
-    if manifest["window_size"] != cfg.model.window_size or manifest["num_joints"] != (
-        cfg.model.num_joints
-    ):
-        raise ValueError(
-            f"{dataset.uri}: windows of {manifest['window_size']} frames x "
-            f"{manifest['num_joints']} joints, but the config needs {cfg.model.window_size} x "
-            f"{cfg.model.num_joints}: preprocess with the same model settings"
-        )
+    Raises:
+        DatasetError: no complete dataset, windows of another shape, or no train split.
+    """
+    manifest = committed_manifest(dataset)
+    check_shape(dataset, manifest, cfg)
     train_info = manifest["splits"].get("train")
     if not train_info:
-        raise ValueError(f"{dataset.uri}: no train split")
+        raise DatasetError(f"{dataset.uri}: no train split")
     datasets = {"train": read_window_dataset(dataset, "train")}
     val = read_window_dataset(dataset, "val") if "val" in manifest["splits"] else None
     if val is not None:
@@ -315,7 +277,6 @@ def build_trainer(
         "output": output,
         "steps_per_epoch": steps_per_epoch(cfg, train_info["windows"]),
         "has_val": val is not None,
-        "fault": fault,
     }
     run_config = RunConfig(
         name=name,

@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from hanet.runtime import DEMO_OUTPUT
+from defaults import DEMO_OUTPUT
 
 HERE = Path(__file__).resolve().parent
 

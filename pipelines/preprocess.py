@@ -4,6 +4,7 @@
     ray job submit --working-dir . -- python pipelines/preprocess.py ...
 
 With no arguments it preprocesses the bundled sample (data/sample) into outputs/demo/dataset.
+Exit status: 0 done (or already up to date), 2 bad usage, bad input or a refused output.
 """
 
 from __future__ import annotations
@@ -13,12 +14,12 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from defaults import DEMO_CONFIG, DEMO_OUTPUT, SAMPLE_DIR
 
+from hanet.cli import exit_on_user_error, init_ray, setup_logging
 from hanet.config import ConfigError, load_config
-from hanet.preprocessing import PreprocessError, run_preprocess
-from hanet.readers import ReadError
-from hanet.runtime import DEMO_CONFIG, DEMO_OUTPUT, SAMPLE_DIR, init_ray, setup_logging
-from hanet.storage import parse_location
+from hanet.io.location import parse_location
+from hanet.preprocessing import run_preprocess
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 
@@ -45,27 +46,17 @@ def preprocess(
     ] = "fail",
     overwrite: Annotated[bool, typer.Option(help="Replace a dataset made differently.")] = False,
     cpus_per_task: Annotated[float, typer.Option(help="Ray CPUs per read/shard task.")] = 0.5,
+    verbose: Annotated[bool, typer.Option(help="Show Ray's own logs.")] = False,
 ) -> dict:
-    """Read, validate, window and write; prints the summary and returns the manifest.
-
-    Exit status: 0 done (or already up to date), 2 bad usage, bad input or a refused output.
-    """
-    setup_logging()
-    if on_error not in ("fail", "skip"):
-        typer.echo(f"error: --on-error must be 'fail' or 'skip', not {on_error!r}", err=True)
-        raise typer.Exit(2)
-    try:
+    """Read, validate, window and write; prints the summary and returns the manifest."""
+    setup_logging(verbose)
+    with exit_on_user_error():
+        if on_error not in ("fail", "skip"):
+            raise ConfigError(f"--on-error must be 'fail' or 'skip', not {on_error!r}")
         cfg = load_config(config, set_ or [])
         source, target = parse_location(input), parse_location(output)
-    except (ConfigError, ValueError) as err:
-        typer.echo(f"error: {err}", err=True)
-        raise typer.Exit(2) from None
-    try:
-        init_ray()
+        init_ray(verbose=verbose)
         result = run_preprocess(cfg, source, target, on_error, overwrite, cpus_per_task)
-    except (PreprocessError, ReadError) as err:
-        typer.echo(f"error: {err}", err=True)
-        raise typer.Exit(2) from None
     manifest = result.manifest
     if result.skipped:
         typer.echo(f"{target.uri}: up to date (same inputs and config); nothing written")

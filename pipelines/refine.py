@@ -20,10 +20,13 @@ import sys
 from typing import Annotated
 
 import typer
+from defaults import DEMO_OUTPUT
 
-from hanet.batch_refine import OUTPUT_FORMATS, RefineJobError, check_locations, run_refine
-from hanet.runtime import DEMO_OUTPUT, init_ray, setup_logging
-from hanet.storage import parse_location
+from hanet.batch_refine import run_refine
+from hanet.cli import exit_on_user_error, init_ray, setup_logging
+from hanet.formats.dispatch import OUTPUT_FORMATS
+from hanet.io.location import parse_location
+from hanet.records import RefineJobError, check_locations
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 
@@ -52,17 +55,17 @@ def refine(
         str | None,
         typer.Option("--format", help="parquet | same (the input's own format)."),
     ] = None,
+    verbose: Annotated[bool, typer.Option(help="Show Ray's own logs.")] = False,
 ) -> dict:
     """Refine every object under --input into --output; prints and returns the summary."""
-    setup_logging()
-    if format_ is not None and format_ not in OUTPUT_FORMATS:
-        typer.echo(f"error: --format must be one of {OUTPUT_FORMATS}, not {format_!r}", err=True)
-        raise typer.Exit(2)
-    try:
+    setup_logging(verbose)
+    with exit_on_user_error():
+        if format_ is not None and format_ not in OUTPUT_FORMATS:
+            raise RefineJobError(f"--format must be one of {OUTPUT_FORMATS}, not {format_!r}")
         checkpoint_loc = parse_location(checkpoint)
         source, target = parse_location(input), parse_location(output)
         check_locations(source, target)  # before Ray starts: a wrong prefix fails at once
-        init_ray()
+        init_ray(verbose=verbose)
         summary = run_refine(
             checkpoint_loc,
             source,
@@ -72,9 +75,6 @@ def refine(
             overrides=list(set_ or []),
             output_format=format_,
         )
-    except (RefineJobError, ValueError) as err:
-        typer.echo(f"error: {err}", err=True)
-        raise typer.Exit(2) from None
     typer.echo(summary.format())
     if summary.objects and len(summary.errors) == summary.objects:
         typer.echo("error: no object could be refined", err=True)

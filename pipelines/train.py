@@ -15,12 +15,18 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from defaults import DEMO_CONFIG, DEMO_OUTPUT
 
+from hanet.checkpoint import load_model
+from hanet.cli import exit_on_user_error, init_ray, setup_logging
 from hanet.config import ConfigError, load_config
-from hanet.runtime import DEMO_CONFIG, DEMO_OUTPUT, init_ray, setup_logging
-from hanet.storage import exists, parse_location
+from hanet.dataset import load_split
+from hanet.evaluation import primary_metric
+from hanet.io.location import parse_location
+from hanet.io.storage import exists
+from hanet.report import evaluate_model, headline
+from hanet.runs import EpochFollower, epoch_line, export_run, read_metrics_log
 from hanet.training import RUN_NAME, best_checkpoint, build_trainer
-from hanet.workflow import evaluate_checkpoint, export_run, headline, load_split
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 
@@ -42,35 +48,39 @@ def train(
     resume: Annotated[
         str | None, typer.Option(help="Continue the stopped run in this folder.")
     ] = None,
+    verbose: Annotated[bool, typer.Option(help="Show Ray's own logs.")] = False,
 ) -> dict:
     """Train, pick the best checkpoint on validation data, export it, then test once."""
-    setup_logging()
+    setup_logging(verbose)
     overrides = list(set_ or [])
     if workers is not None:
         overrides.append(f"train.num_workers={workers}")
     if gpu:
         overrides.append("train.use_gpu=true")
-    try:
+    with exit_on_user_error():
         cfg = load_config(config, overrides)
-    except ConfigError as err:
-        typer.echo(f"error: {err}", err=True)
-        raise typer.Exit(2) from None
-    out = parse_location(resume or output)
-    dataset = parse_location(data)
-    if exists(out.join(RUN_NAME)) and not resume:
-        typer.echo(
-            f"error: {out.uri} already holds a run; pass --resume {out.uri} to continue it or "
-            "choose another --output",
-            err=True,
-        )
-        raise typer.Exit(2)
-    init_ray()
-    try:
+        out = parse_location(resume or output)
+        dataset = parse_location(data)
+        started = exists(out.join(RUN_NAME))
+        if started and not resume:
+            raise ConfigError(
+                f"{out.uri} already holds a run; pass --resume {out.uri} to continue it or "
+                "choose another --output"
+            )
+        if resume and not started:
+            raise ConfigError(f"--resume {out.uri}: no run there to continue")
+        done = read_metrics_log(out) if resume else []
+        if done:
+            typer.echo(f"resuming {out.uri} after epoch {done[-1]['epoch'] + 1}/{cfg.train.epochs}")
+        init_ray(verbose=verbose)
         trainer = build_trainer(cfg, dataset, out)
-    except (FileNotFoundError, ValueError) as err:
-        typer.echo(f"error: {err}", err=True)
-        raise typer.Exit(2) from None
-    result = trainer.fit()
+    metric = primary_metric(cfg.data.representation)
+    typer.echo(
+        f"training {cfg.name} on {dataset.uri}: {cfg.train.epochs} epochs, "
+        f"{cfg.train.num_workers} worker(s){' on GPU' if cfg.train.use_gpu else ''}"
+    )
+    with EpochFollower(out, lambda r: typer.echo(epoch_line(r, cfg.train.epochs, metric))):
+        result = trainer.fit()
     checkpoint = best_checkpoint(result)
     if checkpoint is None:
         typer.echo("error: training finished without a checkpoint", err=True)
@@ -80,7 +90,8 @@ def train(
     summary = {"model": model.uri, "run": out.uri}
     test = load_split(dataset, "test")
     if test:
-        report, written = evaluate_checkpoint(model, test, load_split(dataset, "val"), out)
+        net, stored = load_model(model)
+        report, written = evaluate_model(net, stored, test, load_split(dataset, "val"), out)
         typer.echo(f"test set ({len(test)} sequences), filters tuned on validation data:")
         typer.echo(headline(report))
         typer.echo(f"report: {written['markdown']}")

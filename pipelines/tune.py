@@ -19,15 +19,15 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from defaults import DEMO_CONFIG, DEMO_OUTPUT, DEMO_SPACE, SAMPLE_DIR
 
-from hanet.config import ConfigError, load_config
-from hanet.preprocessing import PreprocessError
-from hanet.runtime import DEMO_CONFIG, DEMO_OUTPUT, REPO_ROOT, SAMPLE_DIR, init_ray, setup_logging
-from hanet.storage import parse_location
+from hanet.cli import exit_on_user_error, init_ray, setup_logging
+from hanet.config import load_config
+from hanet.io.location import parse_location
 from hanet.training import SELECTION_METRIC
-from hanet.tuning import SweepError, load_space, run_sweep, sweep_config
+from hanet.tuning.space import load_space, sweep_config
+from hanet.tuning.sweep import run_sweep
 
-DEMO_SPACE = REPO_ROOT / "configs" / "tune" / "demo.yaml"
 DEMO_DATA = DEMO_OUTPUT / "dataset"
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
@@ -59,24 +59,22 @@ def tune(
         ),
     ] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace a previous sweep in --output.")] = False,
+    verbose: Annotated[bool, typer.Option(help="Show Ray's own logs.")] = False,
 ) -> dict:
     """Sweep, print the results table, export the best trial's config and checkpoint."""
-    setup_logging()
+    setup_logging(verbose)
     overrides = list(set_ or [])
     if gpu:
         overrides.append("train.use_gpu=true")
-    try:
+    with exit_on_user_error():
         search = load_space(space)
         cfg = sweep_config(load_config(config), search, overrides)
-    except ConfigError as err:
-        typer.echo(f"error: {err}", err=True)
-        raise typer.Exit(2) from None
     if source is None and Path(data).resolve() == DEMO_DATA.resolve():
         source = str(SAMPLE_DIR)  # the demo makes its dataset on first use
     # Tune logs every metric name TensorBoard rejects (val_pck@0.05) at INFO: keep it quiet.
     logging.getLogger("tensorboardX").setLevel(logging.WARNING)
-    init_ray(num_cpus or max(4, os.cpu_count() or 1), dashboard=True)
-    try:
+    with exit_on_user_error():
+        init_ray(num_cpus or max(4, os.cpu_count() or 1), dashboard=True, verbose=verbose)
         result = run_sweep(
             cfg,
             search,
@@ -85,9 +83,6 @@ def tune(
             source=parse_location(source) if source else None,
             overwrite=overwrite,
         )
-    except (ConfigError, PreprocessError, SweepError) as err:
-        typer.echo(f"error: {err}", err=True)
-        raise typer.Exit(2) from None
     typer.echo(
         f"\n{len(result.rows)} trials, up to {result.concurrency} at once, "
         f"{result.seconds:.0f} s; best {SELECTION_METRIC} first:\n"

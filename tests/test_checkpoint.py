@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 import pytest
 import torch
@@ -60,7 +61,7 @@ def test_round_trip_gives_identical_predictions(tmp_path, config, trained):
         expected, got = model.eval()(x), restored(x)
     assert torch.equal(expected.final, got.final)
     assert torch.equal(expected.refined, got.refined)
-    assert torch.equal(HANet.from_checkpoint(path)(x).final, expected.final)
+    assert torch.equal(load_model(path.uri)[0](x).final, expected.final)  # from a plain path
 
     ckpt = load_checkpoint(path)
     assert (ckpt["format"], ckpt["version"], ckpt["epoch"]) == (FORMAT, VERSION, 3)
@@ -89,12 +90,12 @@ def test_optimizer_and_scheduler_state_resume(tmp_path, config, trained):
 def test_plain_weights_only_load_and_file_objects(tmp_path, config, trained):
     model = trained[0]
     path = save_checkpoint(tmp_path / "c.pt", model, config)
-    raw = torch.load(path, weights_only=True)
+    raw = torch.load(path.path, weights_only=True)
     assert set(raw) == {"format", "version", "config", "model"}
     assert all(type(v) is torch.Tensor for v in raw["model"].values())
-    with open(path, "rb") as f:
+    with open(path.path, "rb") as f:
         assert load_model(f)[1] == config
-    assert load_model(io.BytesIO(path.read_bytes()))[1] == config
+    assert load_model(io.BytesIO(Path(path.path).read_bytes()))[1] == config
 
 
 def test_save_unwraps_compile_and_ddp(tmp_path, config, trained):
@@ -158,13 +159,13 @@ def test_wrong_format_names_the_file(tmp_path, payload, message):
 
 def test_bad_config_or_weights_name_the_file(tmp_path, config, trained):
     path = save_checkpoint(tmp_path / "c.pt", trained[0], config)
-    ckpt = torch.load(path, weights_only=True)
+    ckpt = torch.load(path.path, weights_only=True)
     ckpt["config"]["model"]["hidden_dim"] = 32
-    torch.save(ckpt, path)
+    torch.save(ckpt, path.path)
     with pytest.raises(CheckpointError, match="c.pt: weights do not fit"):
         load_model(path)
     ckpt["config"]["model"]["bogus"] = 1
-    torch.save(ckpt, path)
+    torch.save(ckpt, path.path)
     with pytest.raises(CheckpointError, match="c.pt: invalid config"):
         load_model(path)
 

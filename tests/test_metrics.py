@@ -8,6 +8,8 @@ import pytest
 from hanet.metrics import (
     accel,
     accel_error,
+    accel_error_per_frame,
+    accel_magnitude_per_frame,
     geodesic_angle_deg,
     mean_pixel_error,
     mpjpe,
@@ -15,6 +17,7 @@ from hanet.metrics import (
     pa_mpjpe,
     pck,
     pck_mean,
+    position_errors,
     rotation_6d_to_matrix,
 )
 
@@ -163,3 +166,22 @@ def test_geodesic_angle() -> None:
     assert geodesic_angle_deg(pred, gt) == pytest.approx(135.0)
     assert geodesic_angle_deg(pred, gt, valid=np.array([[True, False]])) == pytest.approx(90.0)
     assert geodesic_angle_deg(gt, gt) == pytest.approx(0.0, abs=1e-5)
+
+
+def test_per_frame_errors_give_the_dataset_figures() -> None:
+    rng = np.random.default_rng(3)
+    gt = rng.normal(size=(9, 4, 3))
+    pred = gt + rng.normal(scale=0.01, size=gt.shape)
+    valid = np.ones((9, 4), dtype=bool)
+    valid[4, 1] = False  # frames 3, 4 and 5 lose joint 1 from their triples
+    per_frame = accel_error_per_frame(pred, gt, valid)
+    assert per_frame.shape == (7,)
+    # Frame 4 (index 3) by hand: the mean over the joints whose triple is complete.
+    diff = np.linalg.norm(accel(pred)[3] - accel(gt)[3], axis=-1)
+    assert per_frame[3] == pytest.approx(diff[[0, 2, 3]].mean())
+    assert accel_error(pred, gt, valid) == pytest.approx(per_frame.mean() * 1000)
+    assert np.isnan(accel_error_per_frame(pred, gt, np.zeros((9, 4), bool))).all()
+    assert accel_error_per_frame(pred[:2], gt[:2]).shape == (0,)
+    np.testing.assert_allclose(position_errors(pred, gt), np.linalg.norm(pred - gt, axis=-1))
+    still = np.repeat(gt[:1], 5, axis=0)
+    assert np.allclose(accel_magnitude_per_frame(still), 0.0)

@@ -6,18 +6,14 @@ import math
 
 import pytest
 import torch
+from posedata import key_frames
 
 from hanet.config import ModelConfig
 from hanet.kinematics import (
-    flow,
     interpolate_key_frames,
-    key_frame_mask,
-    key_frame_neighbours,
     mask_frames,
-    squared_acceleration,
-    velocities,
 )
-from hanet.model import HANet, HANetOutput, count_parameters, sinusoid_table
+from hanet.model import HANet, HANetOutput, count_parameters
 
 # Unused Linear(4096 -> 8192) after the last stage of the released model: weight + bias.
 UNUSED_PROJECTION = 4096 * 8192 + 8192
@@ -36,53 +32,6 @@ def _seed():
 
 
 # --- kinematics --------------------------------------------------------------------------------
-
-
-def test_key_frame_mask():
-    assert key_frame_mask(11, 10).tolist() == [True] + [False] * 9 + [True]
-    assert torch.nonzero(key_frame_mask(11, 5)).flatten().tolist() == [0, 5, 10]
-    assert key_frame_mask(11, 5).dtype == torch.bool
-    for bad in [(10, 10), (11, 3), (1, 1)]:
-        with pytest.raises(ValueError):
-            key_frame_mask(*bad)
-
-
-def test_masked_input_and_neighbours():
-    x = torch.arange(11, dtype=torch.float32).view(1, 11, 1).expand(2, 11, 3)  # x[t] = t
-    key = key_frame_mask(11, 5)
-    masked = mask_frames(x, key)
-    prev, next_ = key_frame_neighbours(x, key)
-    assert masked[0, :, 0].tolist() == [0, 0, 0, 0, 0, 5, 0, 0, 0, 0, 10]
-    # Replicate-padded at the window edges, zero at non-key frames.
-    assert prev[0, :, 0].tolist() == [0, 0, 0, 0, 0, 4, 0, 0, 0, 0, 9]
-    assert next_[0, :, 0].tolist() == [1, 0, 0, 0, 0, 6, 0, 0, 0, 0, 10]
-    assert torch.allclose(flow(prev, masked, next_), (prev + masked + next_) / 3)
-
-
-def test_velocity_and_acceleration():
-    prev, cur, nxt = (torch.full((1, 1, 2), v) for v in (1.0, 3.0, 8.0))
-    v_minus, v_plus = velocities(prev, cur, nxt)
-    assert v_minus.flatten().tolist() == [2.0, 2.0]
-    assert v_plus.flatten().tolist() == [5.0, 5.0]
-    assert squared_acceleration(v_minus, v_plus).flatten().tolist() == [9.0, 9.0]
-
-
-def test_interpolate_key_frames_is_linear_between_keys():
-    keys = torch.tensor([0.0, 10.0, 4.0]).view(1, 3, 1)
-    window = torch.zeros(1, 11, 1)
-    window[:, ::5] = keys
-    out = interpolate_key_frames(window, 5)[0, :, 0]
-    expected = [0, 2, 4, 6, 8, 10, 8.8, 7.6, 6.4, 5.2, 4]
-    assert torch.allclose(out, torch.tensor(expected))
-
-
-def test_sinusoid_table():
-    table = sinusoid_table(11, 8)
-    assert table.shape == (11, 8)
-    assert torch.allclose(table[0], torch.tensor([0.0, 1.0] * 4))  # sin 0, cos 0 interleaved
-    angle = 10 / (10 + 1e-6) * 2 * math.pi / 10000 ** (2 * 1 / 4)  # frame 10, frequency 1
-    assert table[10, 2].item() == pytest.approx(math.sin(angle), abs=1e-6)
-    assert table[10, 3].item() == pytest.approx(math.cos(angle), abs=1e-6)
 
 
 # --- model -------------------------------------------------------------------------------------
@@ -204,7 +153,7 @@ def test_zero_head_init_starts_as_key_frame_interpolation():
     model = HANet(config).eval()
     x = torch.randn(3, config.window_size, config.channels)
     out = model(x)
-    key = key_frame_mask(config.window_size, config.interval)
+    key = key_frames(config.window_size, config.interval)
     expected = interpolate_key_frames(mask_frames(x, key), config.interval)
     assert torch.allclose(out.final, expected, atol=1e-6)
     assert torch.allclose(out.refined[:, key], x[:, key], atol=1e-6)
@@ -225,7 +174,7 @@ def test_centred_input_is_translation_equivariant_and_reads_the_same_frames(
     assert torch.allclose(moved.refined - still.refined, shift.expand(2, T, C), atol=1e-4)
     still.final.sum().backward()
     read = (x.grad.abs().sum(dim=(0, 2)) > 0).nonzero().flatten().tolist()
-    key = key_frame_mask(T, interval)
+    key = key_frames(T, interval)
     expected = sorted(
         {t + d for t in key.nonzero().flatten().tolist() for d in (-1, 0, 1) if 0 <= t + d < T}
     )

@@ -4,22 +4,21 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import signal
+import threading
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from hanet.checkpoint import load_checkpoint, load_model
 from hanet.config import TrainConfig, load_config
-from hanet.storage import exists, list_files, parse_location, read_bytes, read_text
-from hanet.training import (
-    CHECKPOINT_FILE,
-    RUN_NAME,
-    best_checkpoint,
-    build_trainer,
-    lr_factor,
-    validation_metrics,
-)
-from hanet.workflow import export_run, load_split
+from hanet.dataset import load_split
+from hanet.io.location import parse_location
+from hanet.io.storage import exists, list_files, read_bytes, read_text
+from hanet.runs import CHECKPOINT_FILE, export_run
+from hanet.training import RUN_NAME, best_checkpoint, build_trainer, lr_factor, validation_metrics
 
 TINY = [
     "model.interval=2",
@@ -79,6 +78,48 @@ def tiny_dataset(ray_session, sample_dir, tmp_path_factory):
     return cfg, out
 
 
+class WorkerKiller(threading.Thread):
+    """Kills one live Ray Train worker process with SIGKILL once ``after_epoch`` has a
+    checkpoint in the run folder (found through Ray's state API, as an operator would)."""
+
+    def __init__(self, output, after_epoch: int) -> None:
+        super().__init__(daemon=True)
+        self.output, self.after_epoch = output, after_epoch
+        self.killed: int | None = None
+        self.stop = threading.Event()
+
+    def _ready(self) -> bool:
+        if not exists(self.output.join("metrics.jsonl")):
+            return False
+        epochs = [r["epoch"] for r in _metrics(self.output)]
+        run = Path(self.output.path) / RUN_NAME
+        saved = run.is_dir() and any(p.name.startswith("checkpoint") for p in run.iterdir())
+        return self.after_epoch in epochs and saved
+
+    def run(self) -> None:
+        from ray.util.state import list_actors
+
+        while not self.stop.wait(0.2):
+            if not self._ready():
+                continue
+            workers = list_actors(
+                filters=[("class_name", "=", "RayTrainWorker"), ("state", "=", "ALIVE")]
+            )
+            if len(workers) >= 2:
+                pid = max(int(w["pid"]) for w in workers)  # any worker: the group restarts
+                os.kill(pid, signal.SIGKILL)
+                self.killed = pid
+                return
+
+    def __enter__(self) -> WorkerKiller:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.join()
+
+
 def _metrics(output) -> list[dict]:
     text = read_text(output.join("metrics.jsonl"))
     return [json.loads(line) for line in text.splitlines() if line.strip()]
@@ -90,12 +131,12 @@ def test_two_workers_learn_survive_a_lost_worker_and_checkpoint_round_trips(tiny
     cfg, dataset = tiny_dataset
     cfg = cfg.replace(["train.epochs=3", "train.max_failures=1"])
     output = parse_location(str(tmp_path / "run"))
-    marker = tmp_path / "fault-marker"
-    # The last rank exits abruptly at the start of epoch 1: Ray must restart the worker group
-    # from the epoch-0 checkpoint and finish.
-    trainer = build_trainer(cfg, dataset, output, fault={"epoch": 1, "marker": str(marker)})
-    result = trainer.fit()
-    assert marker.exists(), "the fault hook never fired"
+    # A real worker process is killed (SIGKILL) once epoch 0 is checkpointed: Ray must restart
+    # the worker group from that checkpoint and finish.
+    trainer = build_trainer(cfg, dataset, output)
+    with WorkerKiller(output, after_epoch=0) as killer:
+        result = trainer.fit()
+    assert killer.killed, "no training worker was killed"
     records = _metrics(output)
     assert [r["epoch"] for r in records] == [0, 1, 2]  # each epoch once, despite the restart
     assert records[-1]["train_loss"] < records[0]["train_loss"]

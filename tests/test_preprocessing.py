@@ -20,22 +20,27 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from test_schema_readers import Evil, sample_arrays, sample_subset, write_npz, write_pair
+from posedata import Evil, sample_arrays, sample_subset, write_npz, write_pair
 
 from hanet.config import Config, load_config
-from hanet.dataset import denormalise, filled_input
-from hanet.preprocessing import (
+from hanet.data.arrow import check_schema
+from hanet.data.normalise import denormalise, filled_input
+from hanet.data.schema import Sequence
+from hanet.data.windows import test_starts, train_starts
+from hanet.dataset import (
     ERRORS,
     MANIFEST,
-    PreprocessError,
     load_manifest,
-    run_preprocess,
     window_files,
 )
-from hanet.readers import load_npz, read_sequence_parquet
-from hanet.schema import Sequence, check_schema
-from hanet.storage import Location, copy_file, fingerprint, list_files, parse_location
-from hanet.windows import test_starts, train_starts
+from hanet.dataset import (
+    DatasetError as PreprocessError,
+)
+from hanet.formats.parquet import read_sequence_parquet
+from hanet.formats.safe_npz import load_npz
+from hanet.io.location import Location, parse_location
+from hanet.io.storage import copy_file, fingerprint, list_files
+from hanet.preprocessing import run_preprocess
 
 pytestmark = pytest.mark.ray
 
@@ -207,7 +212,7 @@ def test_windows_equal_sources_and_cover_every_test_frame(local_run, layout: Pat
     assert not result.skipped and result.errors == []
     manifest = result.manifest
     stored = load_manifest(output)
-    assert stored["schema_version"] == manifest["schema_version"] == "2"
+    assert stored["schema_version"] == manifest["schema_version"] == "3"
     assert set(stored["splits"]) == {"train", "val", "test"}
     assert stored["splits"]["test"]["sequences"] == 4 and stored["errors"] == 0
     # The manifest lists every file with its size (added by the staged commit).

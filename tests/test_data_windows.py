@@ -2,24 +2,28 @@
 
 import numpy as np
 import pytest
-import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hanet.windows import (
+from hanet.data.windows import (
     key_frame_mask,
     merge_windows,
     split_windows,
     train_starts,
     window_position_weights,
 )
-from hanet.windows import test_starts as strided_test_starts  # a test_* name would be collected
+from hanet.data.windows import (
+    test_starts as strided_test_starts,  # a test_* name would be collected
+)
 
 
 def test_key_frame_mask() -> None:
     np.testing.assert_array_equal(np.flatnonzero(key_frame_mask(11, 5)), [0, 5, 10])
     np.testing.assert_array_equal(np.flatnonzero(key_frame_mask(11, 10)), [0, 10])
     assert key_frame_mask(11, 10).dtype == bool
+    for bad in [(10, 10), (11, 3), (1, 1)]:  # not N * Q + 1 with Q >= 1
+        with pytest.raises(ValueError):
+            key_frame_mask(*bad)
 
 
 @pytest.mark.parametrize(
@@ -79,16 +83,6 @@ def test_merge_ignores_invalid_positions_and_reports_gaps() -> None:
         merge_windows(windows, np.array([0, 1]), 4, np.array([[True] * 3, [True, True, False]]))
 
 
-def test_merge_torch_matches_numpy() -> None:
-    rng = np.random.default_rng(0)
-    starts = strided_test_starts(37, 11, 5)
-    windows = rng.normal(size=(len(starts), 11, 3, 2)).astype(np.float32)
-    expected = merge_windows(windows, starts, 37)
-    got = merge_windows(torch.from_numpy(windows), starts, 37)
-    assert isinstance(got, torch.Tensor) and got.dtype == torch.float32
-    np.testing.assert_allclose(got.numpy(), expected, rtol=1e-6, atol=1e-6)
-
-
 @settings(max_examples=60, deadline=None)
 @given(
     frames=st.integers(1, 300),
@@ -141,8 +135,6 @@ def test_weighted_merge_is_the_weighted_mean_and_keeps_identical_predictions_exa
                 expected[start + t] += weights[t] * noisy[w, t]
                 total[start + t] += weights[t]
     np.testing.assert_allclose(merged, expected / total[:, None], rtol=1e-5, atol=1e-6)
-    as_torch = merge_windows(torch.from_numpy(noisy), starts, frames, valid, weights)
-    np.testing.assert_allclose(as_torch.numpy(), merged, rtol=1e-5, atol=1e-6)
     assert window_position_weights(size, "uniform") is None
     with pytest.raises(ValueError):
         merge_windows(noisy, starts, frames, valid, -weights)

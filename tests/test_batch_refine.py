@@ -7,114 +7,41 @@ resumes without losing or duplicating anything; not that the refinement is good.
 
 from __future__ import annotations
 
-import dataclasses
-import importlib.util
 import io
 import json
 import time
 import uuid
 from pathlib import Path
-from types import ModuleType
 
 import numpy as np
 import pyarrow.fs as pafs
 import pytest
-import torch
+from posedata import IMAGE_SIZE, parquet_bytes, pipeline
 
-from hanet.batch_refine import (
+from hanet.batch_refine import run_refine
+from hanet.data.schema import Sequence
+from hanet.formats.dispatch import read_any
+from hanet.formats.keypoint_json import read_keypoint_json
+from hanet.formats.parquet import read_sequence_parquet
+from hanet.formats.safe_npz import load_npz
+from hanet.io.location import Location, parse_location
+from hanet.io.storage import delete_tree, fingerprint, list_files, read_bytes, write_bytes_atomic
+from hanet.records import (
     DONE_DIR,
     ERRORS_FILE,
     MANIFEST_FILE,
-    RefineJobError,
-    check_locations,
     done_record_location,
-    effective_config,
-    plan_outputs,
-    run_refine,
-)
-from hanet.checkpoint import save_checkpoint
-from hanet.config import from_dict
-from hanet.model import HANet
-from hanet.readers import (
-    find_published_pairs,
-    load_npz,
-    read_any,
-    read_keypoint_json,
-    read_published_pair,
-    read_sequence_parquet,
 )
 from hanet.refiner import Refiner
-from hanet.schema import Sequence, sequences_to_table
-from hanet.storage import (
-    Location,
-    delete_tree,
-    fingerprint,
-    list_files,
-    parse_location,
-    read_bytes,
-    write_bytes_atomic,
-)
 
 REPO = Path(__file__).resolve().parent.parent
-IMAGE_SIZE = (320, 240)  # the bundled sample's frames
 BUCKET = "hanet-refine-tests"
 GOOD = ["json/clip.json", "npz/cam1.npz", "videos/a.parquet", "videos/b.parquet"]
 CORRUPT = "npz/broken.npz"
 
-TINY = {
-    "name": "tiny",
-    "model": {
-        "num_joints": 15,
-        "joint_dim": 2,
-        "interval": 2,
-        "num_intervals": 2,
-        "hidden_dim": 16,
-        "num_stages": 2,
-        "num_heads": 4,
-        "dropout": 0.0,
-    },
-    "data": {
-        "dataset": "mocap2d",
-        "estimator": "simplebaseline",
-        "layout": "jhmdb",
-        "representation": "2D",
-        "image_width": IMAGE_SIZE[0],
-        "image_height": IMAGE_SIZE[1],
-    },
-    "refine": {"cpus_per_actor": 0.25, "batch_windows": 64},
-}
-
 
 # ----------------------------------------------------------------------------------------------
 # Fixtures: a tiny checkpoint, sample sequences, a mixed corpus
-
-
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    cfg = from_dict(TINY)
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("ckpt") / "tiny.pt"
-    return save_checkpoint(path, HANet(cfg.model), cfg)
-
-
-@pytest.fixture(scope="module")
-def refiner(checkpoint: Path) -> Refiner:
-    return Refiner.from_checkpoint(checkpoint, device="cpu")
-
-
-@pytest.fixture(scope="module")
-def sample_sequences(sample_dir: Path) -> list[Sequence]:
-    pairs = find_published_pairs(parse_location(sample_dir), "mocap2d")
-    test = next(p for p in pairs if p.split == "test")
-    return read_published_pair(test, "jhmdb", "2D", 30.0)[:5]
-
-
-def _parquet(sequences: list[Sequence]) -> bytes:
-    import pyarrow.parquet as pq
-
-    buffer = io.BytesIO()
-    pq.write_table(sequences_to_table(sequences), buffer)
-    return buffer.getvalue()
 
 
 def _detections_npz(sequences: list[Sequence]) -> bytes:
@@ -154,8 +81,8 @@ def _keypoint_json(tracks: list[Sequence], frames: int = 24, joints: int | None 
 
 
 def _make_corpus(root: Location, seqs: list[Sequence]) -> None:
-    write_bytes_atomic(root.join("videos/a.parquet"), _parquet(seqs[0:2]))
-    write_bytes_atomic(root.join("videos/b.parquet"), _parquet(seqs[2:3]))
+    write_bytes_atomic(root.join("videos/a.parquet"), parquet_bytes(seqs[0:2]))
+    write_bytes_atomic(root.join("videos/b.parquet"), parquet_bytes(seqs[2:3]))
     detections = _detections_npz(seqs[3:5])
     write_bytes_atomic(root.join("npz/cam1.npz"), detections)
     write_bytes_atomic(root.join(CORRUPT), detections[: len(detections) // 2])
@@ -204,38 +131,6 @@ def _outputs(root: Location) -> list[str]:
 
 # ----------------------------------------------------------------------------------------------
 # Without Ray
-
-
-def test_locations_must_not_overlap(tmp_path: Path) -> None:
-    src = parse_location(tmp_path / "in")
-    for bad in (src, src.join("refined"), src.parent):
-        with pytest.raises(RefineJobError, match="outside the input"):
-            check_locations(src, bad)
-    check_locations(src, parse_location(tmp_path / "in-refined"))  # a sibling is fine
-    s3 = parse_location("s3://bucket/corpus", env={})
-    with pytest.raises(RefineJobError):
-        check_locations(s3, parse_location("s3://bucket/corpus/out", env={}))
-
-
-def test_output_names_keep_paths_and_never_collide() -> None:
-    names, errors = plan_outputs(["a/x.npz", "a/x.json", "a/x.parquet", "b/y.json"], "parquet")
-    assert names == {
-        "a/x.npz": "a/x.npz.parquet",
-        "a/x.json": "a/x.json.parquet",
-        "a/x.parquet": "a/x.parquet",
-        "b/y.json": "b/y.parquet",
-    }
-    assert not errors
-    assert plan_outputs(["a/x.npz"], "same")[0] == {"a/x.npz": "a/x.npz"}
-
-
-def test_overrides_cannot_change_the_model() -> None:
-    cfg = from_dict(TINY)
-    assert effective_config(cfg, ["refine.stride_q=2"]).refine.stride_q == 2
-    with pytest.raises(RefineJobError, match="model"):
-        effective_config(cfg, ["model.hidden_dim=32"])
-    with pytest.raises(RefineJobError, match="unrefined"):
-        effective_config(cfg, ["refine.stride_q=3"])  # 6-frame steps over 5-frame windows
 
 
 # ----------------------------------------------------------------------------------------------
@@ -305,20 +200,11 @@ def _all(root: Location) -> list[Location]:
     ]
 
 
-def _pipeline(name: str) -> ModuleType:
-    """A pipeline script as a module (pipelines/ is a folder of scripts, not a package)."""
-    path = REPO / "pipelines" / f"{name}.py"
-    spec = importlib.util.spec_from_file_location(f"_pipeline_{name}", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.mark.ray
 def test_refine_cli_local_same_format_and_layout_mismatch(
     ray_session, tmp_path: Path, checkpoint: Path, refiner: Refiner, sample_sequences
 ) -> None:
-    refine = _pipeline("refine").refine
+    refine = pipeline("refine").refine
 
     source = parse_location(tmp_path / "corpus")
     _make_corpus(source, sample_sequences)
@@ -376,69 +262,3 @@ def test_refine_cli_local_same_format_and_layout_mismatch(
 
 # ----------------------------------------------------------------------------------------------
 # pipelines/evaluate.py
-
-
-def _write_dataset(root: Path, test: list[Sequence], val: list[Sequence]) -> None:
-    (root / "sequences").mkdir(parents=True)
-    (root / "sequences" / "test.parquet").write_bytes(_parquet(test))
-    (root / "sequences" / "val.parquet").write_bytes(_parquet(val))
-    (root / "manifest.json").write_text(json.dumps({"format": "hanet-windows"}))
-
-
-def _crop(seq: Sequence, frames: int, split: str) -> Sequence:
-    """The first ``frames`` frames of every per-frame field (keeps the report's skeleton GIF,
-    one figure per frame, cheap)."""
-    total = seq.num_frames
-    changes = {}
-    for item in dataclasses.fields(seq):
-        value = getattr(seq, item.name)
-        if isinstance(value, np.ndarray | list) and len(value) == total:
-            changes[item.name] = value[:frames]
-    extra = {k: v[:frames] if len(v) == total else v for k, v in seq.extra.items()}
-    return dataclasses.replace(seq, **changes, split=split, extra=extra)
-
-
-def test_evaluate_writes_report(tmp_path: Path, checkpoint: Path, sample_sequences) -> None:
-    evaluate = _pipeline("evaluate").evaluate
-
-    test = [_crop(s, 16, "test") for s in sample_sequences[:2]]
-    val = [_crop(s, 24, "val") for s in sample_sequences[2:4]]
-    _write_dataset(tmp_path / "dataset", test, val)
-    chosen = test[1].sequence_id
-    result = evaluate(
-        checkpoint=str(checkpoint),
-        data=str(tmp_path / "dataset"),
-        output=str(tmp_path / "report"),
-        sequence=chosen,
-        set_=None,
-    )
-    markdown = (tmp_path / "report" / "report.md").read_text()
-    rows = [line.split("|")[1].strip() for line in markdown.splitlines() if line.startswith("| ")]
-    for method in ("input", "HANet", "savgol", "gaussian", "one_euro", "keyframe_interpolation"):
-        assert method in rows
-    assert "pck@0.05" in markdown and "pck@0.2" in markdown
-    report = json.loads((tmp_path / "report" / "report.json").read_text())
-    assert [row["sequence_id"] for row in report["per_sequence"]] == [s.sequence_id for s in test]
-    assert set(result["table"]) >= {"input", "HANet", "savgol"}
-    assert (tmp_path / "report" / f"error_over_time_{chosen}.png").stat().st_size > 0
-    gif = (tmp_path / "report" / f"skeleton_{chosen}.gif").read_bytes()
-    assert gif[:6] in (b"GIF87a", b"GIF89a")
-
-
-def test_evaluate_reads_a_published_layout(tmp_path: Path, sample_dir: Path) -> None:
-    load_evaluation_data = _pipeline("evaluate").load_evaluation_data
-
-    # A small copy of the sample in the published layout: 3 test and 12 train sequences.
-    for sub, keep in (("test", 3), ("train", 12)):
-        for rel in (
-            f"groundtruth_poses/mocap2d/mocap2d_gt_{sub}.npz",
-            f"detected_poses/mocap2d/simplebaseline/mocap2d_simplebaseline_{sub}.npz",
-        ):
-            arrays = {k: v[:keep] for k, v in load_npz(parse_location(sample_dir / rel)).items()}
-            (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
-            np.savez(tmp_path / rel, **arrays)
-    cfg = from_dict({**TINY, "data": {**TINY["data"], "val_fraction": 0.5}})
-    test, val = load_evaluation_data(cfg, parse_location(tmp_path))
-    assert len(test) == 3 and all(s.split == "test" and s.gt is not None for s in test)
-    assert val and all(s.split == "val" for s in val)  # carved from train, by clip
-    assert len(val) < 12

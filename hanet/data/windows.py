@@ -13,26 +13,43 @@ serves ``[T, J, D]`` poses, ``[T, C]`` flattened coordinates and ``[T, J]`` mask
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
+
+from hanet.config import ModelConfig
+from hanet.data.normalise import normalise, target_mask
+from hanet.data.schema import Sequence
+
+__all__ = [
+    "key_frame_mask",
+    "merge_windows",
+    "split_windows",
+    "test_starts",
+    "train_starts",
+    "window_arrays",
+    "window_position_weights",
+    "window_starts",
+]
 
 
 def key_frame_mask(window_size: int, interval: int) -> np.ndarray:
-    """Key-frame indicator of one window.
+    """Which frames of a window are key frames (seen by the model): ``t % N == 0``.
 
     Args:
-        window_size: frames per window, T.
-        interval: key-frame spacing, N.
-
-    Returns:
-        True at the key frames ``t % interval == 0``.
+        window_size: T, frames per window; must be ``N * Q + 1`` with ``Q >= 1``, so the first
+            and the last frame are key frames and there are at least two (a window whose
+            attention keys are all masked yields NaN).
+        interval: N, a key frame every N frames.
 
     Shape:
         Output: ``[T]`` bool.
+
+    Raises:
+        ValueError: the window does not start and end on a key frame, or has fewer than two.
     """
-    if window_size < 1 or interval < 1:
-        raise ValueError(f"window_size and interval must be >= 1, got {window_size}, {interval}")
+    if interval < 1 or window_size < interval + 1 or (window_size - 1) % interval != 0:
+        raise ValueError(
+            f"window_size={window_size} must be N * Q + 1 with interval N={interval} and Q >= 1"
+        )
     return np.arange(window_size) % interval == 0
 
 
@@ -142,17 +159,13 @@ def split_windows(
     return x[clipped], valid
 
 
-def _is_torch(x: Any) -> bool:
-    return type(x).__module__.split(".")[0] == "torch"
-
-
 def merge_windows(
-    windows: Any,
+    windows: np.ndarray,
     starts: np.ndarray,
     num_frames: int,
     valid: np.ndarray | None = None,
     position_weights: np.ndarray | None = None,
-) -> Any:
+) -> np.ndarray:
     """Average overlapping window predictions back into one sequence.
 
     Each frame gets the mean of every valid window position that maps onto it. The mean is
@@ -162,8 +175,7 @@ def merge_windows(
     and float32 sums accurate.
 
     Args:
-        windows: window predictions; numpy array or torch tensor (the result has the same kind,
-            device and floating dtype; integer input gives float output).
+        windows: window predictions (integer input gives float output).
         starts: the starts the windows were cut at.
         num_frames: length of the merged sequence.
         valid: False at positions to ignore (padding); positions past ``num_frames`` are always
@@ -181,12 +193,13 @@ def merge_windows(
         ValueError: a frame is covered by no valid window position, or shapes disagree.
     """
     num_windows, window_size = windows.shape[:2]
+    num_windows, window_size = windows.shape[:2]
     index, in_range = _window_indices(starts, window_size, num_frames)
     if index.shape[0] != num_windows:
         raise ValueError(f"{num_windows} windows but {index.shape[0]} starts")
     use = in_range
     if valid is not None:
-        valid = np.asarray(valid.cpu() if _is_torch(valid) else valid, dtype=bool)
+        valid = np.asarray(valid, dtype=bool)
         if valid.shape != use.shape:
             raise ValueError(f"valid has shape {valid.shape}, expected {use.shape}")
         use = use & valid
@@ -206,24 +219,7 @@ def merge_windows(
     _, first = np.unique(frame, return_index=True)
     feat_shape = tuple(windows.shape[2:])
     count = count.reshape((num_frames,) + (1,) * len(feat_shape))
-
-    if _is_torch(windows):
-        import torch  # local: the rest of this module is numpy-only
-
-        flat = windows.reshape((num_windows * window_size,) + feat_shape)
-        if not flat.is_floating_point():
-            flat = flat.to(torch.get_default_dtype())
-        pos = torch.as_tensor(flat_pos, device=flat.device)
-        frame_t = torch.as_tensor(frame, device=flat.device)
-        contrib = flat[pos]
-        ref = contrib[torch.as_tensor(first, device=flat.device)]
-        if position_weights is None:
-            dev = torch.zeros_like(ref).index_add_(0, frame_t, contrib - ref[frame_t])
-            return ref + dev / torch.as_tensor(count, device=flat.device, dtype=flat.dtype)
-        weight, total = _weights(position_weights, flat_pos, frame, num_frames, feat_shape)
-        weight = torch.as_tensor(weight, device=flat.device, dtype=flat.dtype)
-        dev = torch.zeros_like(ref).index_add_(0, frame_t, weight * (contrib - ref[frame_t]))
-        return ref + dev / torch.as_tensor(total, device=flat.device, dtype=flat.dtype)
+    flat = np.asarray(windows).reshape((num_windows * window_size,) + feat_shape)
 
     flat = np.asarray(windows).reshape((num_windows * window_size,) + feat_shape)
     if not np.issubdtype(flat.dtype, np.floating):
@@ -266,3 +262,66 @@ def window_position_weights(window_size: int, kind: str) -> np.ndarray | None:
     if kind == "sine":
         return np.sin(np.pi * (np.arange(window_size) + 0.5) / window_size)
     raise ValueError(f"unknown merge weights {kind!r} (uniform, sine)")
+
+
+def window_starts(
+    num_frames: int, model: ModelConfig, split: str, train_stride: int, test_stride_q: int
+) -> np.ndarray:
+    """Train: every start (or every ``train_stride``-th); otherwise strided windows with a
+    last one aligned to the end, so every frame is covered."""
+    size = model.window_size
+    if split == "train":
+        return train_starts(num_frames, size, train_stride)
+    # Raises ValueError when interval * test_stride_q > window_size (frames left uncovered).
+    return test_starts(num_frames, size, model.interval * test_stride_q)
+
+
+def window_arrays(
+    seq: Sequence, model: ModelConfig, split: str, train_stride: int = 1, test_stride_q: int = 1
+) -> dict[str, np.ndarray]:
+    """The windows of one validated sequence as stacked arrays, one per window column.
+
+    Column names and meanings follow :data:`hanet.schema.WINDOW_SCHEMA`; building them with a
+    few numpy slices (no per-window Python work) is what keeps preprocessing close to the
+    speed of writing the bytes.
+
+    Shape:
+        input, target, target_mask: ``[W, T, J * D]``; frame_mask, key_mask: ``[W, T]``;
+        input_mask: ``[W, T, J]``; scale: ``[W, D]``; input_offset, target_offset:
+        ``[W, T, D]``; sequence_id, split, start, window_size, num_joints, joint_dim: ``[W]``.
+    """
+    norm = normalise(seq)
+    size = model.window_size
+    dims = seq.joint_dim
+    channels = seq.num_joints * dims
+    starts = window_starts(seq.num_frames, model, split, train_stride, test_stride_q)
+    count = len(starts)
+    supervised = np.repeat(target_mask(seq), dims, axis=1)  # [T, C]
+    target = np.zeros((seq.num_frames, channels), dtype=np.float32)
+    if norm.target is not None:
+        # Unknown ground truth is stored as 0 (never as a value relative to some offset).
+        target = np.where(supervised, norm.target.reshape(-1, channels), 0.0).astype(np.float32)
+    inputs, valid = split_windows(norm.input.reshape(-1, channels), starts, size)
+    targets, _ = split_windows(target, starts, size)
+    supervised_w, _ = split_windows(supervised, starts, size)
+    observed_w, _ = split_windows(seq.observed(), starts, size)
+    in_offset, _ = split_windows(norm.input_offset, starts, size)
+    tg_offset, _ = split_windows(norm.target_offset, starts, size)
+    keys = key_frame_mask(size, model.interval)
+    return {
+        "sequence_id": np.full(count, seq.sequence_id, dtype=object),
+        "split": np.full(count, split, dtype=object),
+        "start": starts.astype(np.int32),
+        "window_size": np.full(count, size, dtype=np.int32),
+        "num_joints": np.full(count, seq.num_joints, dtype=np.int32),
+        "joint_dim": np.full(count, dims, dtype=np.int32),
+        "input": inputs.astype(np.float32),
+        "target": targets,
+        "target_mask": supervised_w & valid[:, :, None],
+        "frame_mask": valid,
+        "key_mask": np.broadcast_to(keys, (count, size)),
+        "input_mask": observed_w & valid[:, :, None],
+        "scale": np.broadcast_to(norm.scale, (count, dims)),
+        "input_offset": in_offset,
+        "target_offset": tg_offset,
+    }

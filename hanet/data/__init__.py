@@ -1,0 +1,1 @@
+"""Data in memory: the sequence record, its Arrow form, normalisation, windows, splits."""

@@ -1,0 +1,268 @@
+"""The one in-memory pose record, :class:`Sequence`, and its validation.
+
+A *sequence* is one track of one video: the estimator's poses ``pred [T, J, D]``, ground truth
+when known (possibly on some frames only, ``gt_mask [T]``, and on some joints only,
+``gt_joint_mask [T, J]``), which input joints were observed (``joint_mask [T, J]``), optional
+confidences, and for 2D the image size and per-frame bbox. Every reader returns sequences that
+passed :func:`validate_sequence`; :mod:`hanet.data.arrow` stores them in Parquet.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+
+from hanet.errors import UserError
+from hanet.skeletons import get_layout
+
+__all__ = [
+    "REPRESENTATIONS",
+    "SPLITS",
+    "SchemaError",
+    "Sequence",
+    "check_id",
+    "safe_name",
+    "validate_sequence",
+]
+
+REPRESENTATIONS = {"2D": 2, "3D": 3, "smpl": 6}
+SPLITS = ("train", "val", "test", "infer")
+# Ids become file names and Parquet values: one safe path component, never a path.
+_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
+_ID_MAX_LENGTH = 200  # leaves room for suffixes within the usual 255-byte file-name limit
+
+
+class SchemaError(UserError, ValueError):
+    """A sequence or window violates the schema; the message names the source and sequence."""
+
+
+@dataclass
+class Sequence:
+    """One track of estimator output, with ground truth when known.
+
+    Shape:
+        pred, gt: [T, J, D]; gt_mask: [T]; joint_mask, gt_joint_mask, confidence: [T, J];
+        bbox: [T, 4].
+    """
+
+    sequence_id: str
+    layout: str
+    representation: str
+    pred: np.ndarray
+    gt: np.ndarray | None = None
+    gt_mask: np.ndarray | None = None
+    joint_mask: np.ndarray | None = None
+    confidence: np.ndarray | None = None
+    bbox: np.ndarray | None = None
+    image_size: tuple[int, int] | None = None  # (width, height)
+    fps: float | None = None
+    dataset: str | None = None
+    estimator: str | None = None
+    split: str | None = None
+    frame_names: list[str] | None = None
+    source: str | None = None
+    gt_joint_mask: np.ndarray | None = None
+
+    @property
+    def num_frames(self) -> int:
+        return int(self.pred.shape[0])
+
+    @property
+    def num_joints(self) -> int:
+        return int(self.pred.shape[1])
+
+    @property
+    def joint_dim(self) -> int:
+        return int(self.pred.shape[2])
+
+    def where(self) -> str:
+        """``source, sequence id`` for error messages."""
+        return f"{self.source or '<memory>'}: sequence {self.sequence_id!r}"
+
+    def observed(self) -> np.ndarray:
+        """[T, J] bool: joints the estimator really produced."""
+        if self.joint_mask is None:
+            return np.ones(self.pred.shape[:2], dtype=bool)
+        return self.joint_mask
+
+    def labelled(self) -> np.ndarray:
+        """[T] bool: frames that carry ground truth."""
+        if self.gt is None:
+            return np.zeros(self.num_frames, dtype=bool)
+        if self.gt_mask is None:
+            return np.ones(self.num_frames, dtype=bool)
+        return self.gt_mask
+
+    def labelled_joints(self) -> np.ndarray:
+        """[T, J] bool: joints whose ground truth is known (labelled frame and joint)."""
+        mask = np.broadcast_to(self.labelled()[:, None], self.pred.shape[:2]).copy()
+        if self.gt_joint_mask is not None:
+            mask &= np.asarray(self.gt_joint_mask, dtype=bool)
+        return mask
+
+
+def check_id(value: str, what: str, where: str) -> None:
+    """Ids become file names: refuse anything but one plain path component.
+
+    Raises:
+        SchemaError: empty, too long, ``/`` or ``\\``, ``..``, a leading dot or dash, or other
+            characters outside ``[A-Za-z0-9_.-]``.
+    """
+    if not isinstance(value, str) or not _ID_PATTERN.match(value) or ".." in value:
+        raise SchemaError(
+            f"{where}: {what} {value!r} is path-like or has characters outside [A-Za-z0-9_.-] "
+            "(it must be one plain file-name component starting with a letter or digit)"
+        )
+    if len(value) > _ID_MAX_LENGTH:
+        raise SchemaError(
+            f"{where}: {what} is {len(value)} characters long (at most {_ID_MAX_LENGTH})"
+        )
+
+
+def safe_name(text: str, fallback: str = "sequence", start: bool = True) -> str:
+    """``text`` reduced to what :func:`check_id` accepts: characters outside ASCII letters,
+    digits and ``_.-`` become ``_`` and ``..`` becomes ``_``. With ``start`` (the text begins
+    an id) leading dots, dashes and underscores go too, and an empty result is ``fallback``."""
+    safe = "".join(c if (c.isascii() and c.isalnum()) or c in "_.-" else "_" for c in text)
+    while ".." in safe:
+        safe = safe.replace("..", "_")
+    if not start:
+        return safe
+    return safe.lstrip("._-")[:_ID_MAX_LENGTH] or fallback
+
+
+def _numeric(value: Any, what: str, where: str) -> np.ndarray:
+    array = np.asarray(value)
+    if array.dtype == object or not np.issubdtype(array.dtype, np.number):
+        raise SchemaError(f"{where}: {what} must be numeric, not dtype {array.dtype}")
+    return array
+
+
+def validate_sequence(seq: Sequence, expected_joints: int | None = None) -> Sequence:
+    """Check shapes, values and ids; return the sequence with missing joints masked.
+
+    Missing input joints (NaN, or a joint the source marked missing) are recorded in
+    ``joint_mask``; NaN coordinates become 0, so no NaN travels further, and finite values
+    under the mask are kept (a refined sequence carries the model's estimate there). The mask
+    is what counts: downstream code fills masked joints from neighbours before they reach
+    features and leaves them out of metrics. Likewise unknown ground truth (NaN) is recorded in
+    ``gt_joint_mask``. Infinite values are errors: no source uses them to mean "missing", so
+    they signal a broken file.
+
+    Raises:
+        SchemaError: naming the source, the sequence and the problem.
+    """
+    where = seq.where()
+    check_id(seq.sequence_id, "sequence id", where)
+    try:
+        layout = get_layout(seq.layout)
+    except ValueError as err:
+        raise SchemaError(f"{where}: {err}") from None
+    if seq.representation not in REPRESENTATIONS:
+        raise SchemaError(
+            f"{where}: representation {seq.representation!r} is not one of {list(REPRESENTATIONS)}"
+        )
+    pred = _numeric(seq.pred, "poses", where)
+    if pred.ndim != 3:
+        raise SchemaError(f"{where}: poses must be [frames, joints, dims], got shape {pred.shape}")
+    frames, joints, dims = pred.shape
+    if frames == 0:
+        raise SchemaError(f"{where}: empty sequence (0 frames)")
+    if joints != layout.num_joints:
+        raise SchemaError(
+            f"{where}: {joints} joints, but layout {layout.name!r} has {layout.num_joints}"
+        )
+    if expected_joints is not None and joints != expected_joints:
+        raise SchemaError(f"{where}: {joints} joints, but {expected_joints} are expected")
+    if dims != REPRESENTATIONS[seq.representation]:
+        raise SchemaError(
+            f"{where}: {dims} values per joint, but {seq.representation} needs "
+            f"{REPRESENTATIONS[seq.representation]}"
+        )
+    pred = pred.astype(np.float32)
+    if np.isinf(pred).any():
+        raise SchemaError(f"{where}: poses contain inf (frame {_first_bad_frame(pred)})")
+    joint_mask = np.ones((frames, joints), dtype=bool)
+    if seq.joint_mask is not None:
+        joint_mask = _shaped(seq.joint_mask, (frames, joints), "joint mask", where).astype(bool)
+    joint_mask &= ~np.isnan(pred).any(axis=-1)
+    pred = np.where(np.isnan(pred), 0.0, pred).astype(np.float32)
+    if not joint_mask.any():
+        raise SchemaError(f"{where}: every joint of every frame is missing")
+
+    gt, gt_mask, gt_joint_mask = None, None, None
+    if seq.gt is not None:
+        gt = _shaped(_numeric(seq.gt, "ground truth", where), pred.shape, "ground truth", where)
+        gt = gt.astype(np.float32)
+        if np.isinf(gt).any():
+            raise SchemaError(f"{where}: ground truth contains inf (frame {_first_bad_frame(gt)})")
+        gt_mask = np.ones(frames, dtype=bool)
+        if seq.gt_mask is not None:
+            gt_mask = _shaped(seq.gt_mask, (frames,), "ground-truth mask", where).astype(bool)
+        gt_joint_mask = np.ones((frames, joints), dtype=bool)
+        known = seq.gt_joint_mask
+        if known is not None:
+            gt_joint_mask = _shaped(known, (frames, joints), "ground-truth joint mask", where)
+            gt_joint_mask = gt_joint_mask.astype(bool)
+        gt_joint_mask &= ~np.isnan(gt).any(axis=-1)
+        gt_joint_mask &= gt_mask[:, None]
+        gt_mask &= gt_joint_mask.any(axis=1)
+        gt = np.where(np.isnan(gt), 0.0, gt).astype(np.float32)
+    confidence = None
+    if seq.confidence is not None:
+        confidence = _shaped(
+            _numeric(seq.confidence, "confidence", where), (frames, joints), "confidence", where
+        )
+        confidence = np.nan_to_num(confidence.astype(np.float32), nan=0.0)
+    bbox = None
+    if seq.bbox is not None:
+        bbox = _shaped(_numeric(seq.bbox, "bbox", where), (frames, 4), "bbox", where)
+        bbox = bbox.astype(np.float32)
+        if not np.isfinite(bbox).all():
+            raise SchemaError(f"{where}: bbox contains NaN or inf")
+    image_size = None
+    if seq.image_size is not None:
+        try:
+            width, height = (int(v) for v in seq.image_size)
+        except (TypeError, ValueError):
+            raise SchemaError(
+                f"{where}: image size {seq.image_size!r} is not (width, height)"
+            ) from None
+        if width <= 0 or height <= 0:
+            raise SchemaError(f"{where}: image size {seq.image_size} must be positive")
+        image_size = (width, height)
+    if seq.fps is not None and not (np.isfinite(seq.fps) and seq.fps > 0):
+        raise SchemaError(f"{where}: fps {seq.fps} must be a positive number")
+    frame_names = None
+    if seq.frame_names is not None:
+        frame_names = [str(name) for name in seq.frame_names]
+        if len(frame_names) != frames:
+            raise SchemaError(f"{where}: {len(frame_names)} frame names for {frames} frames")
+    if seq.split is not None and seq.split not in SPLITS:
+        raise SchemaError(f"{where}: split {seq.split!r} is not one of {list(SPLITS)}")
+    return replace(
+        seq,
+        pred=pred,
+        gt=gt,
+        gt_mask=gt_mask,
+        gt_joint_mask=gt_joint_mask,
+        joint_mask=joint_mask,
+        confidence=confidence,
+        bbox=bbox,
+        image_size=image_size,
+        frame_names=frame_names,
+    )
+
+
+def _first_bad_frame(array: np.ndarray) -> int:
+    return int(np.flatnonzero(np.isinf(array).reshape(len(array), -1).any(axis=1))[0])
+
+
+def _shaped(value: Any, shape: tuple[int, ...], what: str, where: str) -> np.ndarray:
+    array = np.asarray(value)
+    if array.shape != tuple(shape):
+        raise SchemaError(f"{where}: {what} has shape {array.shape}, expected {tuple(shape)}")
+    return array

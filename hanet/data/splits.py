@@ -1,0 +1,58 @@
+"""Train / validation / test: stable assignment by clip, and leakage detection.
+
+Validation is carved from train by clip, never from test, and a clip always lands on the same
+side (a hash of the seed and the clip), so the assignment runs inside parallel tasks without
+seeing the other sequences.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from pathlib import PurePosixPath
+
+from hanet.data.schema import Sequence
+
+__all__ = ["assign_split", "clip_key", "find_leaks", "is_validation"]
+
+
+def clip_key(seq: Sequence) -> str:
+    """What makes two sequences the same clip: the image folder when names are known (several
+    tracks or camera views of one clip share it), else the sequence id."""
+    if seq.frame_names:
+        parent = str(PurePosixPath(seq.frame_names[0]).parent)
+        if parent not in ("", "."):
+            return parent
+    return seq.sequence_id
+
+
+def is_validation(seq: Sequence, fraction: float, seed: int) -> bool:
+    """Stable train/val assignment by clip: the same clip always lands on the same side,
+    without needing to see the other sequences (so it runs inside parallel tasks)."""
+    if fraction <= 0:
+        return False
+    digest = hashlib.sha256(f"{seed}:{clip_key(seq)}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64 < fraction
+
+
+def assign_split(seq: Sequence, val_fraction: float, seed: int) -> str:
+    """The published files know train and test; validation is carved from train by clip."""
+    split = seq.split or "infer"
+    if split == "train" and is_validation(seq, val_fraction, seed):
+        return "val"
+    return split
+
+
+def find_leaks(train: Iterable[Sequence], test: Iterable[Sequence]) -> list[str]:
+    """Clips (image-name folders) present in both splits; the published Sub-JHMDB files pool
+    three official splits, which puts the same clip in train and test. Every frame's folder
+    counts, so a track whose frames span several folders is caught too."""
+
+    def clips(sequences: Iterable[Sequence]) -> set[str]:
+        found = set()
+        for seq in sequences:
+            for name in seq.frame_names or ():
+                found.add(str(PurePosixPath(name).parent))
+        return found - {"."}
+
+    return sorted(clips(train) & clips(test))

@@ -1,0 +1,1 @@
+"""Every on-disk pose format, its reader and its writer side by side."""

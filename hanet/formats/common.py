@@ -1,0 +1,53 @@
+"""What every pose-format reader and writer shares: the error types and the checks that make
+every reader's messages look alike."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from hanet.data.schema import SchemaError, Sequence, validate_sequence
+from hanet.errors import UserError
+
+__all__ = ["OutputFormatError", "ReadError", "frame_names", "missing_joints", "validated"]
+
+
+class ReadError(UserError, ValueError):
+    """An input file cannot be read or does not match what it claims to be."""
+
+
+class OutputFormatError(UserError, ValueError):
+    """Refined sequences cannot be written back in an input's own format."""
+
+
+def validated(seq: Sequence, where: str | None = None) -> Sequence:
+    """validate_sequence, its error as a ReadError that starts with ``where`` (file, sequence
+    number and id) when given, so every reader's messages look alike."""
+    try:
+        return validate_sequence(seq)
+    except SchemaError as err:
+        message = str(err)
+        if where is not None and message.startswith(seq.where()):
+            message = where + message[len(seq.where()) :]
+        raise ReadError(message) from None
+
+
+def missing_joints(poses: np.ndarray, representation: str) -> np.ndarray:
+    """[T, J] True where the estimator marked a joint missing (NaN, or all -1 in 2D)."""
+    missing = np.isnan(poses).any(axis=-1)
+    if representation == "2D":
+        missing |= (poses == -1).all(axis=-1)
+    return missing
+
+
+def frame_names(entry: np.ndarray | None, frames: int, where: str) -> list[str] | None:
+    """Per-frame image names as text, checked against the frame count (None stays None)."""
+    if entry is None:
+        return None
+    # Files written under Python 2 hold bytes; str(b"x") would give "b'x'".
+    names = [
+        n.decode("utf-8", "replace") if isinstance(n, bytes) else str(n)
+        for n in np.asarray(entry).reshape(-1)
+    ]
+    if len(names) != frames:
+        raise ReadError(f"{where}: {len(names)} image names for {frames} frames")
+    return names

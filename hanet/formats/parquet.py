@@ -1,0 +1,54 @@
+"""Our sequence Parquet (:data:`hanet.data.arrow.SEQUENCE_SCHEMA`): read and written."""
+
+from __future__ import annotations
+
+import io
+
+import pyarrow.parquet as pq
+
+from hanet.data.arrow import sequences_to_table, table_to_sequences
+from hanet.data.schema import SchemaError, Sequence
+from hanet.formats.common import ReadError, validated
+from hanet.io.location import Location
+from hanet.io.storage import read_bytes, write_bytes_atomic
+
+__all__ = ["encode_sequence_parquet", "read_sequence_parquet", "write_sequence_parquet"]
+
+
+def read_sequence_parquet(location: Location) -> list[Sequence]:
+    """Validated sequences from a sequence-Parquet file.
+
+    Errors name the file being read (not the source recorded inside it, which may be a file
+    the user never gave); each sequence keeps its recorded source, else this file.
+
+    Raises:
+        ReadError: unreadable file, another kind or version of file, or a bad sequence.
+    """
+    where = location.uri
+    try:
+        table = pq.read_table(io.BytesIO(read_bytes(location)))
+    except FileNotFoundError:
+        raise
+    except Exception as err:  # pyarrow raises several types for a broken file
+        raise ReadError(f"{where}: not a readable Parquet file ({err})") from err
+    try:
+        sequences = table_to_sequences(table, where)
+    except SchemaError as err:
+        raise ReadError(str(err)) from None
+    out = []
+    for seq in sequences:
+        seq.source = seq.source or where
+        out.append(validated(seq, f"{where}: sequence {seq.sequence_id!r}"))
+    return out
+
+
+def encode_sequence_parquet(sequences: list[Sequence]) -> bytes:
+    """Sequences as the bytes of one sequence-Parquet file (zstd)."""
+    buffer = io.BytesIO()
+    pq.write_table(sequences_to_table(sequences), buffer, compression="zstd")
+    return buffer.getvalue()
+
+
+def write_sequence_parquet(location: Location, sequences: list[Sequence]) -> None:
+    """Write sequences to one sequence-Parquet file, atomically."""
+    write_bytes_atomic(location, encode_sequence_parquet(sequences))

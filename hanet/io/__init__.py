@@ -1,0 +1,1 @@
+"""Where bytes live: locations (local or S3), file operations, staged output folders."""

@@ -1,0 +1,325 @@
+"""File operations on a :class:`~hanet.io.location.Location`: query, list, read, write
+atomically, copy, delete and fingerprint, the same way for local folders and S3.
+
+Only this package and :mod:`hanet.formats` touch files or object storage.
+
+Atomicity
+    :func:`write_bytes_atomic` makes a file appear complete or not at all (a hidden temporary
+    renamed into place locally; one PUT on S3), and :func:`copy_file` does the same for a copy.
+    Whole output folders go through :class:`hanet.io.staging.StagedDirectory`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import uuid
+from collections.abc import Iterable
+from dataclasses import replace
+
+import pyarrow as pa
+import pyarrow.fs as pafs
+
+from hanet.io.location import Location
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "all_files",
+    "copy_file",
+    "delete_tree",
+    "exists",
+    "fingerprint",
+    "fsync_dir",
+    "hidden_sibling",
+    "is_dir",
+    "is_file",
+    "list_files",
+    "open_input",
+    "read_bytes",
+    "read_text",
+    "write_bytes_atomic",
+    "write_text_atomic",
+]
+
+# Below this size a fingerprint hashes the whole content; above it, a sample (see fingerprint).
+FULL_HASH_LIMIT = 64 * 1024 * 1024
+_SAMPLE_BLOCK = 1024 * 1024
+_COPY_CHUNK = 8 * 1024 * 1024
+
+
+# --------------------------------------------------------------------------- queries
+
+
+def _info(loc: Location) -> pafs.FileInfo:
+    return loc.filesystem().get_file_info(loc.path)
+
+
+def exists(loc: Location) -> bool:
+    """True if a file or a directory (on S3: any object below the prefix) is there."""
+    return _info(loc).type != pafs.FileType.NotFound
+
+
+def is_dir(loc: Location) -> bool:
+    """True if ``loc`` is a directory (on S3: a prefix with objects below it)."""
+    return _info(loc).type == pafs.FileType.Directory
+
+
+def is_file(loc: Location) -> bool:
+    """True if ``loc`` is a regular file (an object, on S3)."""
+    return _info(loc).type == pafs.FileType.File
+
+
+def _hidden(rel: str) -> bool:
+    return any(part.startswith((".", "_")) for part in rel.split("/"))
+
+
+def list_files(
+    loc: Location, suffixes: Iterable[str] | None = None, recursive: bool = True
+) -> list[Location]:
+    """The files below a directory, sorted by path.
+
+    Any file whose path below ``loc`` has a component starting with ``.`` or ``_`` is skipped:
+    those are staging directories, temporary files and markers (``_SUCCESS``), never data.
+
+    Args:
+        loc: A directory, or a single file (returned alone when its suffix matches).
+        suffixes: Keep only names ending with one of these (case-insensitive), e.g.
+            ``(".parquet",)``; all files when ``None``.
+        recursive: Descend into subdirectories.
+
+    Returns:
+        File locations carrying the same S3 settings as ``loc``.
+
+    Raises:
+        FileNotFoundError: ``loc`` does not exist.
+    """
+    wanted = tuple(s.lower() for s in suffixes) if suffixes is not None else None
+
+    def keep(name: str) -> bool:
+        return wanted is None or name.lower().endswith(wanted)
+
+    info = _info(loc)
+    if info.type == pafs.FileType.NotFound:
+        raise FileNotFoundError(f"{loc.uri}: no such file or directory")
+    if info.type == pafs.FileType.File:
+        return [loc] if keep(loc.name) else []
+    selector = pafs.FileSelector(loc.path, recursive=recursive)
+    found = []
+    for entry in loc.filesystem().get_file_info(selector):
+        if entry.type != pafs.FileType.File:
+            continue
+        child = replace(loc, path=entry.path.rstrip("/"))
+        if _hidden(child.relative_to(loc)) or not keep(child.name):
+            continue
+        found.append(child)
+    return sorted(found, key=lambda c: c.path)
+
+
+def all_files(loc: Location) -> list[tuple[str, int]]:
+    """Every file below ``loc`` (hidden ones too) as (relative path, size), sorted."""
+    if _info(loc).type != pafs.FileType.Directory:
+        return []
+    out = []
+    for entry in loc.filesystem().get_file_info(pafs.FileSelector(loc.path, recursive=True)):
+        if entry.type == pafs.FileType.File:
+            rel = replace(loc, path=entry.path.rstrip("/")).relative_to(loc)
+            out.append((rel, int(entry.size)))
+    return sorted(out)
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def read_bytes(loc: Location) -> bytes:
+    """The whole content of a file.
+
+    Raises:
+        FileNotFoundError: There is no such file.
+    """
+    try:
+        with loc.filesystem().open_input_stream(loc.path) as stream:
+            return stream.readall()
+    except FileNotFoundError as err:
+        raise FileNotFoundError(f"{loc.uri}: no such file") from err
+
+
+def read_text(loc: Location, encoding: str = "utf-8") -> str:
+    """The content of a text file, decoded."""
+    return read_bytes(loc).decode(encoding)
+
+
+def open_input(loc: Location) -> pa.NativeFile:
+    """A seekable, file-like reader (``read``, ``seek``, ``tell``) for pyarrow, numpy, zipfile.
+
+    On S3 it issues ranged GETs, so only the parts actually read are transferred. Close it
+    (``with open_input(loc) as f:``) when done.
+    """
+    try:
+        return loc.filesystem().open_input_file(loc.path)
+    except FileNotFoundError as err:
+        raise FileNotFoundError(f"{loc.uri}: no such file") from err
+
+
+# --------------------------------------------------------------------------- writing
+
+
+def hidden_sibling(loc: Location, tag: str) -> Location:
+    """A hidden, unique name next to ``loc``: same filesystem (so a rename is atomic), and
+    skipped by :func:`list_files`."""
+    return loc.parent.join(f".{loc.name}.{tag}-{uuid.uuid4().hex[:12]}")
+
+
+def _require_file_target(loc: Location) -> None:
+    if loc.is_root:
+        raise ValueError(f"{loc.uri}: cannot write a file at a root")
+
+
+def write_bytes_atomic(loc: Location, data: bytes | bytearray | memoryview) -> None:
+    """Write a file so that readers see either the old content or the complete new one.
+
+    Local: write a hidden temporary file in the same directory, fsync, then ``os.replace``
+    (atomic on POSIX). Parent directories are created. S3: a single PUT, which S3 publishes
+    atomically (an object is never visible half-written).
+    """
+    _require_file_target(loc)
+    if loc.scheme == "s3":
+        with loc.filesystem().open_output_stream(loc.path) as out:
+            out.write(bytes(data))
+        return
+    os.makedirs(loc.parent.path, exist_ok=True)
+    tmp = hidden_sibling(loc, "tmp").path
+    try:
+        with open(tmp, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, loc.path)
+    except BaseException:
+        _silent_unlink(tmp)
+        raise
+    fsync_dir(loc.parent.path)
+
+
+def write_text_atomic(loc: Location, text: str, encoding: str = "utf-8") -> None:
+    """:func:`write_bytes_atomic` for text."""
+    write_bytes_atomic(loc, text.encode(encoding))
+
+
+def _silent_unlink(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
+def fsync_dir(path: str) -> None:
+    """Make a rename in folder ``path`` durable; best effort (not every filesystem allows it)."""
+    # Makes the rename itself durable; best effort (not every filesystem allows it).
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def delete_tree(loc: Location) -> bool:
+    """Delete a file or a directory with everything below it; nothing there is fine.
+
+    Returns:
+        True if something was deleted.
+
+    Raises:
+        ValueError: ``loc`` is ``/`` or a bare bucket (deleting those is never intended).
+    """
+    if loc.is_root:
+        raise ValueError(f"{loc.uri}: refusing to delete a root")
+    info = _info(loc)
+    fs = loc.filesystem()
+    if info.type == pafs.FileType.Directory:
+        fs.delete_dir(loc.path)
+    elif info.type == pafs.FileType.File:
+        fs.delete_file(loc.path)
+    else:
+        return False
+    return True
+
+
+def _same_fs(a: Location, b: Location) -> bool:
+    """True if both locations are reached through the same endpoint with the same identity."""
+    return a.scheme == b.scheme and replace(b, path=a.path) == a
+
+
+def copy_file(src: Location, dst: Location) -> None:
+    """Copy one file, within or across filesystems; ``dst`` appears complete or not at all.
+
+    Same S3 endpoint and credentials: a server-side copy (CopyObject, up to 5 GB). Otherwise the
+    content is streamed into a hidden temporary next to ``dst`` and then moved into place, so a
+    failure half-way never leaves a partial ``dst``.
+    """
+    _require_file_target(dst)
+    if src.scheme == "s3" and dst.scheme == "s3" and _same_fs(src, dst):
+        try:
+            src.filesystem().copy_file(src.path, dst.path)
+        except OSError as err:
+            # S3 reports a missing source as a generic error; give callers the usual type.
+            if not isinstance(err, FileNotFoundError) and not is_file(src):
+                raise FileNotFoundError(f"{src.uri}: no such file") from err
+            raise
+        return
+    tmp = hidden_sibling(dst, "tmp")
+    dst_fs = dst.filesystem()
+    if dst.scheme == "file":
+        os.makedirs(dst.parent.path, exist_ok=True)
+    try:
+        with open_input(src) as reader:
+            # pyarrow closes (and so publishes) an S3 stream even on error: hence the temporary.
+            with dst_fs.open_output_stream(tmp.path) as writer:
+                while chunk := reader.read(_COPY_CHUNK):
+                    writer.write(chunk)
+        dst_fs.move(tmp.path, dst.path)
+    except BaseException:
+        try:
+            if dst_fs.get_file_info(tmp.path).type == pafs.FileType.File:
+                dst_fs.delete_file(tmp.path)
+        except OSError:
+            log.warning("could not remove temporary %s", tmp.uri)
+        raise
+
+
+# --------------------------------------------------------------------------- fingerprints
+
+
+def fingerprint(loc: Location, full_hash_limit: int = FULL_HASH_LIMIT) -> str:
+    """A content fingerprint of a file, for manifests and cache keys.
+
+    It depends on the bytes only, never on where the file is or when it was written, so a copy
+    of a dataset from disk to S3 keeps its fingerprints (mtimes and S3 ETags would not: ETags of
+    multipart uploads depend on the part size).
+
+    - Up to ``full_hash_limit`` bytes (64 MiB): ``"sha256:<hex>"`` of the whole content.
+    - Larger: ``"sha256-sampled:<size>:<hex>"``, the hash of the size and three 1 MiB blocks
+      (head, middle, tail). It costs three ranged reads whatever the size, and catches
+      truncation, appends and rewrites, but not an edit confined to the unsampled bytes that
+      keeps the size; large inputs are not expected to be edited in place.
+
+    Raises:
+        FileNotFoundError: There is no such file.
+    """
+    with open_input(loc) as reader:
+        size = reader.size()
+        digest = hashlib.sha256()
+        if size <= full_hash_limit:
+            while chunk := reader.read(_COPY_CHUNK):
+                digest.update(chunk)
+            return f"sha256:{digest.hexdigest()}"
+        digest.update(str(size).encode())
+        for offset in (0, (size - _SAMPLE_BLOCK) // 2, size - _SAMPLE_BLOCK):
+            digest.update(reader.read_at(_SAMPLE_BLOCK, offset))
+        return f"sha256-sampled:{size}:{digest.hexdigest()}"
