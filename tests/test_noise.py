@@ -6,22 +6,28 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from scipy.spatial.transform import Rotation
 
 from hanet.noise import (
     DEFAULT_2D,
     DEFAULT_3D,
+    DEFAULT_SMPL,
     NoiseConfig,
     PinholeCamera,
+    RotationNoiseConfig,
     ar1_coefficient,
     body_height,
+    joint_weights,
     look_at,
     simulate_2d,
     simulate_3d,
+    simulate_rotations,
 )
 from hanet.skeletons import get_layout
 
 H36M = get_layout("h36m17")
 JHMDB = get_layout("jhmdb")
+SMPL = get_layout("smpl24")
 SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample"
 HEIGHT = 1.7
 
@@ -176,6 +182,101 @@ def test_simulate_2d_outputs_fit_the_image() -> None:
     assert 0.3 * height < np.median(box[:, 3] - box[:, 1]) < 0.95 * height
     # pixel noise is in units of the projected body height
     assert np.median(np.linalg.norm(out["pred_px"] - gt_px, axis=-1)) < 0.2 * out["scale_px"][0]
+
+
+# ----------------------------------------------------------------------------------------------
+# SMPL rotation noise
+
+ROT_PLAIN = RotationNoiseConfig(outlier_rate=0.0)
+
+
+def _moving_rotations(frames: int, seed: int = 11) -> np.ndarray:
+    """Smoothly turning local rotations ``[T, 24, 3, 3]`` (a slow sinusoid per joint and axis)."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(frames)[:, None, None] / 30.0
+    amplitude = rng.uniform(0.1, 0.8, (1, SMPL.num_joints, 3))
+    phase = rng.uniform(0, 2 * np.pi, (1, SMPL.num_joints, 3))
+    rotvec = amplitude * np.sin(2 * np.pi * 0.5 * t + phase)
+    return Rotation.from_rotvec(rotvec.reshape(-1, 3)).as_matrix().reshape(frames, -1, 3, 3)
+
+
+def _error_rotvec(gt: np.ndarray, pred: np.ndarray) -> np.ndarray:
+    """``R_gt^T R_pred`` as rotation vectors, ``[T, J, 3]``."""
+    delta = np.swapaxes(gt, -1, -2) @ pred
+    return Rotation.from_matrix(delta.reshape(-1, 3, 3)).as_rotvec().reshape(*gt.shape[:2], 3)
+
+
+def test_rotation_noise_is_seeded() -> None:
+    gt = _moving_rotations(90)
+    runs = [simulate_rotations(gt, SMPL, 30.0, np.random.default_rng(seed)) for seed in (4, 4, 5)]
+    np.testing.assert_array_equal(runs[0], runs[1])
+    assert not np.allclose(runs[0], runs[2])
+    # axis-angle in, axis-angle out: the same draws as the matrix path
+    axis_angle = Rotation.from_matrix(gt.reshape(-1, 3, 3)).as_rotvec().reshape(90, -1, 3)
+    out = simulate_rotations(axis_angle, SMPL, 30.0, np.random.default_rng(4))
+    assert out.shape == axis_angle.shape
+    np.testing.assert_allclose(
+        Rotation.from_rotvec(out.reshape(-1, 3)).as_matrix().reshape(runs[0].shape),
+        runs[0],
+        atol=1e-9,
+    )
+
+
+def test_rotation_noise_outputs_rotations() -> None:
+    gt = _moving_rotations(200)
+    config = DEFAULT_SMPL.with_(outlier_rate=0.05, outlier_deg=120.0)
+    pred = simulate_rotations(gt, SMPL, 30.0, np.random.default_rng(1), config)
+    assert pred.shape == gt.shape and np.isfinite(pred).all()
+    np.testing.assert_allclose(
+        pred @ np.swapaxes(pred, -1, -2), np.broadcast_to(np.eye(3), pred.shape), atol=1e-9
+    )
+    np.testing.assert_allclose(np.linalg.det(pred), 1.0, atol=1e-9)
+    with pytest.raises(ValueError):
+        simulate_rotations(2.0 * gt, SMPL, 30.0, np.random.default_rng(1))  # not rotations
+    with pytest.raises(ValueError):
+        simulate_rotations(gt[:, :17], SMPL, 30.0, np.random.default_rng(1))
+    with pytest.raises(ValueError):
+        RotationNoiseConfig(outlier_rate=1.0)
+
+
+def test_rotation_offset_is_fixed_and_weighted() -> None:
+    gt = _moving_rotations(60)
+    config = ROT_PLAIN.with_(jitter_deg=0.0)
+    weights = joint_weights(SMPL, config)
+    angles = []
+    for seed in range(10):
+        pred = simulate_rotations(gt, SMPL, 30.0, np.random.default_rng(seed), config)
+        error = _error_rotvec(gt, pred)
+        # applied in the joint's own frame: the same local error rotation on every frame
+        np.testing.assert_allclose(error, np.broadcast_to(error[0], error.shape), atol=1e-9)
+        angle = np.degrees(np.linalg.norm(error[0], axis=-1))
+        np.testing.assert_allclose(angle, config.offset_deg * weights, rtol=1e-9)
+        angles.append(angle)
+    assert np.mean(angles) == pytest.approx(config.offset_deg, rel=1e-9)
+    # wrists and hands are worse than the spine, as in every per-joint breakdown
+    assert weights[SMPL.index("l_wrist")] > weights[SMPL.index("spine2")]
+
+
+@pytest.mark.parametrize(("fps", "expected"), [(30.0, 0.64), (60.0, 0.8)])
+def test_rotation_jitter_lag1_follows_fps(fps: float, expected: float) -> None:
+    gt = np.broadcast_to(np.eye(3), (6000, SMPL.num_joints, 3, 3)).copy()
+    config = ROT_PLAIN.with_(offset_deg=0.0)
+    pred = simulate_rotations(gt, SMPL, fps, np.random.default_rng(2), config)
+    error = _error_rotvec(gt, pred)
+    assert _lag1(error) == pytest.approx(expected, abs=0.03)
+    per_axis = np.degrees(error.std(axis=0)) / joint_weights(SMPL, config)[:, None]
+    assert per_axis.mean() == pytest.approx(config.jitter_deg, rel=0.05)
+
+
+def test_rotation_outliers_come_in_bursts() -> None:
+    gt = np.broadcast_to(np.eye(3), (20000, SMPL.num_joints, 3, 3)).copy()
+    config = RotationNoiseConfig(strength=0.0)  # leaves only the outliers
+    pred = simulate_rotations(gt, SMPL, 30.0, np.random.default_rng(3), config)
+    angle = np.degrees(np.linalg.norm(_error_rotvec(gt, pred), axis=-1))
+    outlier = angle > 1e-6
+    assert outlier.mean() == pytest.approx(config.outlier_rate, rel=0.15)
+    assert angle[outlier].mean() == pytest.approx(config.outlier_deg, rel=0.05)
+    assert (outlier[1:] & outlier[:-1]).sum() / outlier.sum() > 0.4  # ~3-frame bursts
 
 
 # ----------------------------------------------------------------------------------------------
