@@ -703,11 +703,12 @@ class RotationNoiseConfig:
 # SMPL: a single-image SMPL regressor (PARE on 3DPW). Fitted on the bundled SMPL clips (CMU and
 # DeepMimic motion at 30 fps, see scripts/make_sample.py) so that the forward-kinematics joints of
 # the noisy rotations have PARE's input errors on 3DPW as DeciWatch reports them, MPJPE 80.44 mm
-# and accel 26.77 mm/frame^2: averaged over 10 seeds the 24 pelvis-relative joints give
-# 80.2 mm and 27.1 mm/frame^2 (14 LSP joints: 82.0 mm, PA-MPJPE 48.6 mm; PARE's paper reports
-# near 50 mm), with a mean geodesic error of 11.8 degrees per joint rotation. The fixed offsets
-# alone give 76 mm but only 2.8 mm/frame^2; the jitter brings the accel error to 20.5 and the
-# outlier bursts to 27 mm/frame^2.
+# and accel 26.77 mm/frame^2: over 10 fresh draws (cameras, cuts, noise; the generator's
+# smpl_calibration) the 24 pelvis-relative joints give 80.0 mm and 28.0 mm/frame^2 (14 LSP
+# joints: 81.3 mm, PA-MPJPE 49.7 mm; PARE's paper reports near 50 mm), with a mean geodesic
+# error of 11.8 degrees per joint rotation. The fixed offsets alone give about 76 mm but only
+# about 3 mm/frame^2; the jitter brings the accel error to about 20 and the outlier bursts to
+# about 27 mm/frame^2. One draw's average moves by about 2 mm and 1 mm/frame^2.
 DEFAULT_SMPL = RotationNoiseConfig()
 
 

@@ -1,6 +1,9 @@
-"""Forward kinematics of a joint tree (hanet.body_fk)."""
+"""Forward kinematics of a joint tree (hanet.body_fk), and its round trip with the bundled SMPL
+sample that scripts/make_sample.py built with it."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -19,6 +22,7 @@ from hanet.skeletons import get_layout
 
 SMPL = get_layout("smpl24")
 PARENTS = layout_parents(SMPL)
+SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample"
 # SMPL's kinematic tree as the body model ships it (kintree_table[0], root -1)
 SMPL_KINTREE = [-1, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 9, 9, 12, 13, 14, 16, 17, 18, 19, 20, 21]
 
@@ -105,3 +109,31 @@ def test_rotation_forms_agree_and_local_global_round_trip() -> None:
     np.testing.assert_allclose(forward_kinematics(rot, per_frame, PARENTS), by_matrix)
     with pytest.raises(ValueError):
         to_matrices(rng.normal(size=(5, SMPL.num_joints, 4)), SMPL.num_joints)
+
+
+def _smpl_sample(split: str) -> tuple[dict, dict]:
+    gt = SAMPLE / "groundtruth_poses" / "mocapsmpl" / f"mocapsmpl_gt_{split}.npz"
+    det = SAMPLE / "detected_poses" / "mocapsmpl" / "pare" / f"mocapsmpl_pare_{split}.npz"
+    with np.load(gt, allow_pickle=True) as g, np.load(det, allow_pickle=True) as d:
+        return dict(g), dict(d)
+
+
+@pytest.mark.parametrize("split", ["train", "test"])
+def test_round_trip_with_the_generator(split: str) -> None:
+    """FK of the stored pose over the stored skeleton gives the stored joints, for the ground
+    truth and the detections (which share the true skeleton), to the 2^-12 m rounding."""
+    gt, det = _smpl_sample(split)
+    for pose, pred, joints, pred_joints, offsets in zip(
+        gt["pose"], det["pose"], gt["joints_3d"], det["joints_3d"], gt["skeleton_offsets"]
+    ):
+        offsets = np.asarray(offsets, np.float64)
+        assert offsets.shape == (24, 3) and not offsets[0].any()
+        for rotations, stored in ((pose, joints), (pred, pred_joints)):
+            frames = len(rotations)
+            positions = forward_kinematics(np.asarray(rotations, np.float64), offsets, PARENTS)
+            stored = np.asarray(stored, np.float64).reshape(frames, 24, 3)
+            assert np.abs(positions - stored).max() <= 2.0**-13 + 1e-6
+        # the rest skeleton is a T-pose: the arms point along +x (left) and -x (right)
+        for side, sign in (("l", 1.0), ("r", -1.0)):
+            bone = offsets[SMPL.index(f"{side}_elbow")]
+            assert sign * bone[0] > 0.95 * np.linalg.norm(bone)

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
 
+from hanet.body_fk import forward_kinematics, layout_parents
 from hanet.noise import (
     DEFAULT_2D,
     DEFAULT_3D,
@@ -28,6 +29,7 @@ from hanet.skeletons import get_layout
 H36M = get_layout("h36m17")
 JHMDB = get_layout("jhmdb")
 SMPL = get_layout("smpl24")
+SMPL_PARENTS = layout_parents(SMPL)
 SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample"
 HEIGHT = 1.7
 
@@ -279,12 +281,57 @@ def test_rotation_outliers_come_in_bursts() -> None:
     assert (outlier[1:] & outlier[:-1]).sum() / outlier.sum() > 0.4  # ~3-frame bursts
 
 
+def _smpl_sequences(split: str) -> list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
+    """(gt pose [T, 24, 3], pred pose, offsets [24, 3], gt joints [T, 24, 3]) per sequence."""
+    gt, det = _load("mocapsmpl", split)
+    out = []
+    for pose, pred, offsets, joints in zip(
+        gt["pose"], det["pose"], gt["skeleton_offsets"], gt["joints_3d"]
+    ):
+        frames = len(pose)
+        out.append(
+            (
+                np.asarray(pose, np.float64).reshape(frames, -1, 3),
+                np.asarray(pred, np.float64).reshape(frames, -1, 3),
+                np.asarray(offsets, np.float64),
+                np.asarray(joints, np.float64).reshape(frames, -1, 3),
+            )
+        )
+    return out
+
+
+def _fk_errors(sequences: list, predictions: list) -> tuple[float, float]:
+    """Frame-weighted MPJPE (mm) and accel error (mm/frame^2) of FK joints, 24 joints."""
+    errors, accels = [], []
+    for (_, _, offsets, joints), pred in zip(sequences, predictions):
+        positions = forward_kinematics(pred, offsets, SMPL_PARENTS)
+        errors.append(1000 * np.linalg.norm(positions - joints, axis=-1).mean(axis=1))
+        second = np.diff(positions, 2, axis=0) - np.diff(joints, 2, axis=0)
+        accels.append(1000 * np.linalg.norm(second, axis=-1).mean(axis=1))
+    return float(np.concatenate(errors).mean()), float(np.concatenate(accels).mean())
+
+
+def test_default_smpl_is_calibrated_to_pare_on_3dpw() -> None:
+    """FK joints of the simulated rotations over the bundled clips, fresh seeds, averaged:
+    PARE's input errors on 3DPW are MPJPE 80.44 mm and accel 26.77 mm/frame^2."""
+    sequences = _smpl_sequences("train") + _smpl_sequences("test")
+    results = []
+    for seed in range(3):
+        rng = np.random.default_rng(100 + seed)
+        predictions = [simulate_rotations(pose, SMPL, 30.0, rng) for pose, *_ in sequences]
+        results.append(_fk_errors(sequences, predictions))
+    mpjpe, accel = np.mean(results, axis=0)
+    assert mpjpe == pytest.approx(80.44, abs=8.0)
+    assert accel == pytest.approx(26.77, abs=3.0)
+
+
 # ----------------------------------------------------------------------------------------------
 # The bundled sample (data/sample, built by scripts/make_sample.py)
 
 FILES = {
     "mocap2d": ("joints_2d", "simplebaseline"),
     "mocap3d": ("joints_3d", "fcn"),
+    "mocapsmpl": ("pose", "pare"),
 }
 
 
@@ -309,7 +356,7 @@ def test_sample_files_pair_up(dataset: str, split: str) -> None:
     key, _ = FILES[dataset]
     gt, det = _load(dataset, split)
     dims = 2 if dataset == "mocap2d" else 3
-    joints = 15 if dims == 2 else 17
+    joints = {"mocap2d": 15, "mocap3d": 17, "mocapsmpl": 24}[dataset]
     assert len(gt[key]) == len(det[key]) == len(gt["imgname"]) == len(det["imgname"]) > 0
     for index in range(len(gt[key])):
         g, d = np.asarray(gt[key][index]), np.asarray(det[key][index])
@@ -321,8 +368,14 @@ def test_sample_files_pair_up(dataset: str, split: str) -> None:
         if dims == 2:
             assert tuple(gt["imgshape"][index]) == (240, 320, 3)
             assert np.asarray(gt["bbox"][index]).shape == (len(names), 4)
-        else:
+        elif dataset == "mocap3d":
             np.testing.assert_array_equal(g.reshape(-1, joints, 3)[:, 0], 0.0)  # root-relative
+        else:
+            for arrays in (gt, det):
+                positions = np.asarray(arrays["joints_3d"][index])
+                assert positions.shape == g.shape and np.isfinite(positions).all()
+                np.testing.assert_array_equal(positions.reshape(-1, joints, 3)[:, 0], 0.0)
+            assert np.asarray(gt["skeleton_offsets"][index]).shape == (joints, 3)
 
 
 @pytest.mark.parametrize("dataset", sorted(FILES))
@@ -332,6 +385,10 @@ def test_sample_split_is_by_clip(dataset: str) -> None:
         gt, _ = _load(dataset, split)
         clips[split] = {str(names[0]).split("/")[0] for names in gt["imgname"]}
     assert clips["train"] and clips["test"] and not clips["train"] & clips["test"]
+    if dataset != "mocap2d":  # every kind holds the same clips in the same split
+        for split in ("train", "test"):
+            gt, _ = _load("mocap2d", split)
+            assert clips[split] == {str(names[0]).split("/")[0] for names in gt["imgname"]}
 
 
 def test_sample_input_pck_matches_simplebaseline_on_jhmdb() -> None:
@@ -346,8 +403,27 @@ def test_sample_input_pck_matches_simplebaseline_on_jhmdb() -> None:
     np.testing.assert_allclose(scores, [57.3, 81.6, 93.9], atol=3.0)
 
 
+def test_sample_smpl_matches_pare_and_reads_as_smpl() -> None:
+    """The bundled SMPL detections: FK input errors near PARE's on 3DPW (80.44 mm, 26.77
+    mm/frame^2), and the reader turns the axis-angle pose into 6D."""
+    from hanet.metrics import geodesic_angle_deg
+    from hanet.readers import find_published_pairs, read_published_pair
+    from hanet.storage import parse_location
+
+    sequences = _smpl_sequences("train") + _smpl_sequences("test")
+    mpjpe, accel = _fk_errors(sequences, [pred for _, pred, _, _ in sequences])
+    assert mpjpe == pytest.approx(80.44, abs=10.0)
+    assert accel == pytest.approx(26.77, abs=4.0)
+    pairs = find_published_pairs(parse_location(SAMPLE), "mocapsmpl", "pare")
+    assert sorted(p.split for p in pairs) == ["test", "train"]
+    for pair in pairs:
+        for seq in read_published_pair(pair, "smpl24", "smpl", fps=30.0):
+            assert seq.gt.shape[1:] == seq.pred.shape[1:] == (24, 6)
+            assert 5.0 < geodesic_angle_deg(seq.pred, seq.gt) < 25.0
+
+
 def test_sample_is_small_and_attributed() -> None:
     size = sum(p.stat().st_size for p in SAMPLE.rglob("*") if p.is_file())
-    assert size < 2_100_000
+    assert size < 3_200_000  # 2D and 3D about 1.9 MB, SMPL about 1.1 MB
     text = (SAMPLE / "ATTRIBUTION.md").read_text()
     assert "NSF EIA-0196217" in text and "zlib" in text and "MIT" in text
