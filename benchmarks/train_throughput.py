@@ -31,6 +31,7 @@ from defaults import REPO as REPO_ROOT
 from hanet.config import load_config
 from hanet.io.location import parse_location
 from hanet.model import HANet
+from hanet.preprocessing import run_preprocess
 from hanet.training import batch_loss, build_trainer
 
 PAPER_CONFIG = REPO_ROOT / "configs" / "jhmdb_simplebaseline_2D.yaml"
@@ -94,8 +95,6 @@ def main() -> None:
 
     import ray
     import ray.data
-
-    from hanet.preprocessing import run_preprocess
 
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     ray.init(

@@ -111,10 +111,11 @@ rounding, and the stored float32 arrays to a fraction of a millimetre (the figur
 ``ATTRIBUTION.md``); hips, knees, ankles, shoulders, elbows, wrists, neck (= H36M thorax) and
 spine2 (= H36M spine) are the very points of the ``mocap3d`` data.
 
-The detections are :func:`hanet.noise.simulate_rotations` on the ground truth's local rotations
-(per-joint fixed rotation offsets, AR(1) rotation jitter, outlier bursts, per-joint weights;
-:data:`hanet.noise.DEFAULT_SMPL`), with their ``joints_3d`` by FK over the *true* skeleton, so
-MPJPE can be scored from rotations. ``pose`` is rounded to 2^-13 rad, ``joints_3d`` to 2^-12 m.
+The detections are :func:`hanet.noise.rotations.simulate_rotations` on the ground truth's
+local rotations (per-joint fixed rotation offsets, AR(1) rotation jitter, outlier bursts,
+per-joint weights; :data:`hanet.noise.rotations.DEFAULT_SMPL`), with their ``joints_3d`` by FK
+over the *true* skeleton, so MPJPE can be scored from rotations. ``pose`` is rounded to
+2^-13 rad, ``joints_3d`` to 2^-12 m.
 No ``shape`` (betas) is stored: the skeletons are the sources', not SMPL's body model.
 
 Rates and cutting
@@ -159,15 +160,9 @@ from hanet.body_fk import (  # noqa: E402
     matrix_to_axis_angle,
 )
 from hanet.metrics import accel_error, geodesic_angle_deg, mpjpe, pa_mpjpe  # noqa: E402
-from hanet.noise import (  # noqa: E402
-    DEFAULT_2D,
-    DEFAULT_3D,
-    DEFAULT_SMPL,
-    look_at,
-    simulate_2d,
-    simulate_3d,
-    simulate_rotations,
-)
+from hanet.noise.cameras import look_at, simulate_2d  # noqa: E402
+from hanet.noise.positions import DEFAULT_2D, DEFAULT_3D, simulate_3d  # noqa: E402
+from hanet.noise.rotations import DEFAULT_SMPL, simulate_rotations  # noqa: E402
 from hanet.skeletons import get_layout  # noqa: E402
 
 FPS_2D = 30.0
@@ -1368,7 +1363,7 @@ The split is by clip; no clip is in both. Test clips: {test}. Train clips: {trai
 
 Simulated input error on the test split: {stats["pck"]}; {stats["3d"]}.
 
-SMPL ("pare", `hanet.noise.DEFAULT_SMPL`, calibrated to PARE on 3DPW as DeciWatch reports it,
+SMPL ("pare", `hanet.noise.rotations`, calibrated to PARE on 3DPW as DeciWatch reports it,
 MPJPE 80.44 mm and accel 26.77 mm/frame^2; PARE's paper reports a PA-MPJPE near 50 mm), from
 the FK joints of the stored arrays:
 

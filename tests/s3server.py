@@ -130,7 +130,7 @@ class S3Server:
         return self.data_dir / "weed.log"
 
     def env(self) -> dict[str, str]:
-        """The AWS variables that point SDKs (boto3, pyarrow, hanet.storage) at this server.
+        """The AWS variables that point SDKs (boto3, pyarrow, hanet.io) at this server.
 
         ``AWS_EC2_METADATA_DISABLED`` keeps SDKs from probing the instance-metadata address
         when they look for credentials. Callers must also drop any ``AWS_SESSION_TOKEN`` or

@@ -9,21 +9,13 @@ import pytest
 from scipy.spatial.transform import Rotation
 
 from hanet.body_fk import forward_kinematics, layout_parents
-from hanet.noise import (
-    DEFAULT_2D,
-    DEFAULT_3D,
-    DEFAULT_SMPL,
-    NoiseConfig,
-    PinholeCamera,
-    RotationNoiseConfig,
-    ar1_coefficient,
-    body_height,
-    joint_weights,
-    look_at,
-    simulate_2d,
-    simulate_3d,
-    simulate_rotations,
-)
+from hanet.formats.published import find_published_pairs, read_published_pair
+from hanet.io.location import parse_location
+from hanet.metrics import geodesic_angle_deg
+from hanet.noise.cameras import PinholeCamera, look_at, simulate_2d
+from hanet.noise.positions import DEFAULT_2D, DEFAULT_3D, NoiseConfig, simulate_3d
+from hanet.noise.processes import ar1_coefficient, body_height, joint_weights
+from hanet.noise.rotations import DEFAULT_SMPL, RotationNoiseConfig, simulate_rotations
 from hanet.skeletons import get_layout
 
 H36M = get_layout("h36m17")
@@ -406,10 +398,6 @@ def test_sample_input_pck_matches_simplebaseline_on_jhmdb() -> None:
 def test_sample_smpl_matches_pare_and_reads_as_smpl() -> None:
     """The bundled SMPL detections: FK input errors near PARE's on 3DPW (80.44 mm, 26.77
     mm/frame^2), and the reader turns the axis-angle pose into 6D."""
-    from hanet.metrics import geodesic_angle_deg
-    from hanet.readers import find_published_pairs, read_published_pair
-    from hanet.storage import parse_location
-
     sequences = _smpl_sequences("train") + _smpl_sequences("test")
     mpjpe, accel = _fk_errors(sequences, [pred for _, pred, _, _ in sequences])
     assert mpjpe == pytest.approx(80.44, abs=10.0)

@@ -27,20 +27,13 @@ from hanet.data.arrow import check_schema
 from hanet.data.normalise import denormalise, filled_input
 from hanet.data.schema import Sequence
 from hanet.data.windows import test_starts, train_starts
-from hanet.dataset import (
-    ERRORS,
-    MANIFEST,
-    load_manifest,
-    window_files,
-)
-from hanet.dataset import (
-    DatasetError as PreprocessError,
-)
+from hanet.dataset import ERRORS, MANIFEST, DatasetError, load_manifest, window_files
 from hanet.formats.parquet import read_sequence_parquet
 from hanet.formats.safe_npz import load_npz
 from hanet.io.location import Location, parse_location
 from hanet.io.storage import copy_file, fingerprint, list_files
 from hanet.preprocessing import run_preprocess
+from hanet.training import read_window_dataset
 
 pytestmark = pytest.mark.ray
 
@@ -237,8 +230,6 @@ def test_windows_equal_sources_and_cover_every_test_frame(local_run, layout: Pat
     masked = splits["test"]["mocap2d_simplebaseline_test_00000"].observed()
     assert not masked[5:8, 3].any() and not masked[:, 14].any() and masked[:, :14].sum() > 0
     # What the trainer reads: fixed-shape arrays through Ray Data.
-    from hanet.training import read_window_dataset
-
     batch = read_window_dataset(output, "train").take_batch(4)
     size, channels = cfg.model.window_size, cfg.model.channels
     assert batch["input"].shape == (4, size, channels)
@@ -264,7 +255,7 @@ def test_rerun_is_idempotent_and_config_changes_need_overwrite(
     ).skipped
     # Another window setting: refused, naming the change, output untouched.
     changed = demo_config("data.train_stride=4")
-    with pytest.raises(PreprocessError, match=r"data\.train_stride: 2 -> 4.*--overwrite"):
+    with pytest.raises(DatasetError, match=r"data\.train_stride: 2 -> 4.*--overwrite"):
         run_preprocess(changed, source, output)
     assert _tree(copy) == before
     # Other inputs: refused too.
@@ -274,7 +265,7 @@ def test_rerun_is_idempotent_and_config_changes_need_overwrite(
     arrays = load_npz(parse_location(gt_train))
     arrays["bbox"][0] = arrays["bbox"][0] + 1
     write_npz(gt_train, dict(arrays))
-    with pytest.raises(PreprocessError, match=r"sources\.groundtruth_poses/mocap2d/mocap2d_gt"):
+    with pytest.raises(DatasetError, match=r"sources\.groundtruth_poses/mocap2d/mocap2d_gt"):
         run_preprocess(cfg, parse_location(other), output)
     # With overwrite: replaced as a whole, old shards gone, no staging left behind.
     replaced = run_preprocess(changed, source, output, overwrite=True)
@@ -294,28 +285,28 @@ def test_outputs_that_must_not_be_replaced(local_run, layout: Path, tmp_path: Pa
     foreign = tmp_path / "home"
     foreign.mkdir()
     (foreign / "thesis.tex").write_text("precious")
-    with pytest.raises(PreprocessError, match="not a hanet dataset.*thesis.tex"):
+    with pytest.raises(DatasetError, match="not a hanet dataset.*thesis.tex"):
         run_preprocess(cfg, source, parse_location(foreign))
     assert (foreign / "thesis.tex").read_text() == "precious"
     hidden = tmp_path / "repo"
     (hidden / ".git").mkdir(parents=True)
     (hidden / ".git" / "HEAD").write_text("ref")
-    with pytest.raises(PreprocessError, match=r"not a hanet dataset.*\.git/HEAD"):
+    with pytest.raises(DatasetError, match=r"not a hanet dataset.*\.git/HEAD"):
         run_preprocess(cfg, source, parse_location(hidden))
-    with pytest.raises(PreprocessError, match="input must not be inside the output"):
+    with pytest.raises(DatasetError, match="input must not be inside the output"):
         run_preprocess(cfg, source, parse_location(layout), overwrite=True)
-    with pytest.raises(PreprocessError, match="output must not be inside the input"):
+    with pytest.raises(DatasetError, match="output must not be inside the input"):
         run_preprocess(cfg, source, parse_location(layout / "data" / "out"))
     (tmp_path / "file").write_text("x")
-    with pytest.raises(PreprocessError, match="is a file"):
+    with pytest.raises(DatasetError, match="is a file"):
         run_preprocess(cfg, source, parse_location(tmp_path / "file"))
-    with pytest.raises(PreprocessError, match="input not found"):
+    with pytest.raises(DatasetError, match="input not found"):
         run_preprocess(cfg, parse_location(tmp_path / "absent"), parse_location(tmp_path / "o"))
-    with pytest.raises(PreprocessError, match="dataset='nope'"):
+    with pytest.raises(DatasetError, match="dataset='nope'"):
         run_preprocess(demo_config("data.dataset=nope"), source, parse_location(tmp_path / "o"))
-    with pytest.raises(PreprocessError, match="test_stride_q=9"):
+    with pytest.raises(DatasetError, match="test_stride_q=9"):
         run_preprocess(demo_config("data.test_stride_q=9"), source, parse_location(tmp_path / "o"))
-    with pytest.raises(PreprocessError, match="data.layout: unknown joint layout 'nope'"):
+    with pytest.raises(DatasetError, match="data.layout: unknown joint layout 'nope'"):
         run_preprocess(demo_config("data.layout=nope"), source, parse_location(tmp_path / "o"))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["file", "home", "repo"]
 
@@ -369,7 +360,7 @@ def test_bad_input_fails_with_nothing_written_or_is_skipped_and_reported(
     inputs_before = {p: fingerprint(parse_location(p)) for p in root.rglob("*.npz")}
     cfg = demo_config("data.dataset=null", "data.estimator=null")
     output = tmp_path / "out" / "dataset"
-    with pytest.raises(PreprocessError) as info:
+    with pytest.raises(DatasetError) as info:
         run_preprocess(cfg, parse_location(root), parse_location(output))
     message = str(info.value)
     assert message.startswith(f"{len(expected) + 2} bad input(s); nothing was written")
@@ -399,7 +390,7 @@ def test_bad_input_fails_with_nothing_written_or_is_skipped_and_reported(
         *(f"mocap2d_este_test_{i:05d}" for i in range(3)),
     }
     # A skip-made dataset does not satisfy a run that must fail on bad input.
-    with pytest.raises(PreprocessError, match="bad input"):
+    with pytest.raises(DatasetError, match="bad input"):
         run_preprocess(cfg, parse_location(root), parse_location(output))
     assert run_preprocess(
         cfg, parse_location(root), parse_location(output), on_error="skip"

@@ -17,6 +17,7 @@ from hanet.config import TrainConfig, load_config
 from hanet.dataset import load_split
 from hanet.io.location import parse_location
 from hanet.io.storage import exists, list_files, read_bytes, read_text
+from hanet.preprocessing import run_preprocess
 from hanet.runs import CHECKPOINT_FILE, export_run
 from hanet.training import RUN_NAME, best_checkpoint, build_trainer, lr_factor, validation_metrics
 
@@ -70,8 +71,6 @@ def test_warmup_cosine_schedule():
 
 @pytest.fixture(scope="module")
 def tiny_dataset(ray_session, sample_dir, tmp_path_factory):
-    from hanet.preprocessing import run_preprocess
-
     cfg = load_config("configs/demo_2D.yaml", TINY)
     out = parse_location(str(tmp_path_factory.mktemp("train") / "dataset"))
     run_preprocess(cfg, parse_location(str(sample_dir)), out)
