@@ -60,7 +60,7 @@ def sample_sequences(cfg: Config) -> list[Sequence]:
     pairs = find_published_pairs(parse_location(SAMPLE_DIR), "mocap2d", "simplebaseline")
     found = []
     for pair in pairs:
-        found += read_published_pair(pair, cfg.data.layout, "2D", cfg.data.fps)
+        found += read_published_pair(pair, cfg.data.joint_layout, "2D", cfg.data.fps)
     return found
 
 

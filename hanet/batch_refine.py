@@ -59,7 +59,9 @@ def read_object(location: Location, cfg: Config) -> list[Sequence]:
     config's ``data.image_width/height`` and ``data.fps`` fill in, as for the other formats.
     """
     data = cfg.data
-    sequences = read_any(location, data.layout, data.representation, data.fps, data.image_size)
+    sequences = read_any(
+        location, data.joint_layout, data.representation, data.fps, data.image_size
+    )
     for seq in sequences:
         if seq.image_size is None and seq.representation == "2D":
             seq.image_size = data.image_size

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from hanet.skeletons import LAYOUTS, JointLayout, layout_from_mapping, load_layout
 from hanet.strict import (
     ConfigError,
     build_section,
@@ -27,6 +28,7 @@ __all__ = [
     "Config",
     "ConfigError",
     "DataConfig",
+    "LayoutConfig",
     "ModelConfig",
     "RefineConfig",
     "TrainConfig",
@@ -102,6 +104,18 @@ class ModelConfig:
 
 
 @dataclass(frozen=True)
+class LayoutConfig:
+    """A declared joint layout (:mod:`hanet.skeletons`), kept in full in the config so that a
+    dataset or a checkpoint needs no layout file to be read again."""
+
+    name: str
+    joints: tuple[str, ...]
+    roots: tuple[str, ...] = ()
+    bones: tuple[str, ...] = ()  # "a-b" pairs
+    left_right: tuple[str, ...] = ()  # "a-b" mirror pairs
+
+
+@dataclass(frozen=True)
 class DataConfig:
     """What the data is and how it is cut into windows."""
 
@@ -110,7 +124,8 @@ class DataConfig:
     dataset: str | None = "jhmdb"
     estimator: str | None = "simplebaseline"
     representation: Representation = "2D"
-    layout: str = "jhmdb"
+    # A built-in layout's name, or a declared one (a YAML file's path on input; stored in full).
+    layout: str | LayoutConfig = "jhmdb"
     fps: float = 30.0
     # Image size for 2D inputs whose files do not carry it (keypoint JSON without "images").
     image_width: int | None = None
@@ -142,6 +157,13 @@ class DataConfig:
         if self.image_width is None or self.image_height is None:
             return None
         return (self.image_width, self.image_height)
+
+    @property
+    def joint_layout(self) -> JointLayout:
+        """The joint layout the data is in."""
+        if isinstance(self.layout, LayoutConfig):
+            return layout_from_mapping(dataclasses.asdict(self.layout), "data.layout")
+        return LAYOUTS[self.layout]  # checked by from_dict
 
 
 @dataclass(frozen=True)
@@ -256,6 +278,13 @@ class Config:
             f"windows every {step} frames would leave frames between "
             f"{self.model.window_size}-frame windows unrefined",
         )
+        layout = self.data.joint_layout
+        require(
+            self.model.num_joints == layout.num_joints,
+            "model.num_joints",
+            f"is {self.model.num_joints}, but data.layout {layout.name!r} has "
+            f"{layout.num_joints} joints",
+        )
         expected_dim = {"2D": 2, "3D": 3, "smpl": 6}[self.data.representation]
         require(
             self.model.joint_dim == expected_dim,
@@ -289,18 +318,63 @@ _SECTIONS = {
 }
 
 
-def from_dict(raw: Mapping[str, Any]) -> Config:
-    """Build and validate a :class:`Config` from a plain nested mapping."""
+def from_dict(raw: Mapping[str, Any], base: Path | None = None) -> Config:
+    """Build and validate a :class:`Config` from a plain nested mapping.
+
+    Args:
+        raw: the mapping (parsed YAML, or :meth:`Config.to_dict`).
+        base: folder that a relative ``data.layout`` file path is looked up in as well.
+    """
     if not isinstance(raw, Mapping):
         raise ConfigError(f"config: expected a mapping at the top level, got {type(raw).__name__}")
     unknown = sorted(set(raw) - set(_SECTIONS) - {"name"})
     if unknown:
         raise ConfigError(f"{unknown[0]}: unknown section (known: name, {', '.join(_SECTIONS)})")
     name = check_type("name", raw.get("name", "hanet"), str)
+    raw = _with_layout(raw, base)
     sections = {key: build_section(cls, raw.get(key), key) for key, cls in _SECTIONS.items()}
     config = Config(name=name, **sections)
     config.validate()
     return config
+
+
+def _with_layout(raw: Mapping[str, Any], base: Path | None) -> dict[str, Any]:
+    """``raw`` with ``data.layout`` resolved (a layout file read into its declared form) and
+    ``model.num_joints`` following from the layout.
+
+    Raises:
+        ConfigError: an unknown layout, an invalid layout file, or a stated
+            ``model.num_joints`` that disagrees with the layout (naming both).
+    """
+    data = dict(raw.get("data") or {})
+    model = dict(raw.get("model") or {})
+    value = data.get("layout", DataConfig.layout)
+    if isinstance(value, str) and value not in LAYOUTS:
+        if not value.endswith((".yaml", ".yml")):
+            raise ConfigError(
+                f"data.layout: unknown joint layout {value!r} (built-in: {', '.join(LAYOUTS)}; "
+                "or the path of a layout YAML file)"
+            )
+        path = Path(value)
+        if not path.is_absolute() and not path.exists() and base is not None:
+            path = base / path  # relative to the config file that names it
+        value = load_layout(path).to_mapping()
+    if isinstance(value, Mapping | LayoutConfig):
+        mapping = dataclasses.asdict(value) if isinstance(value, LayoutConfig) else dict(value)
+        layout = layout_from_mapping(mapping, "data.layout")
+        value = layout.to_mapping()
+    else:
+        layout = LAYOUTS[value]
+    data["layout"] = value
+    stated = model.get("num_joints")
+    if stated is None:
+        model["num_joints"] = layout.num_joints
+    elif stated != layout.num_joints:
+        raise ConfigError(
+            f"model.num_joints={stated}, but data.layout {layout.name!r} has "
+            f"{layout.num_joints} joints"
+        )
+    return {**raw, "data": data, "model": model}
 
 
 def _apply_overrides(raw: dict[str, Any], overrides: Sequence[str] | Mapping[str, Any]) -> None:
@@ -340,7 +414,7 @@ def load_config(
             raw = loaded
     _apply_overrides(raw, overrides)
     try:
-        return from_dict(raw)
+        return from_dict(raw, base=path.parent if path is not None else None)
     except ConfigError as err:
         if path is not None:
             raise ConfigError(f"{path}: {err}") from err

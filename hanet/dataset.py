@@ -228,7 +228,7 @@ def _read_published(cfg: Config, root: Location) -> tuple[list[Sequence], list[S
     errors: list[str] = []
     for pair in find_published_pairs(root, data.dataset, data.estimator):
         sequences = read_published_pair(
-            pair, data.layout, data.representation, data.fps, errors=errors
+            pair, data.joint_layout, data.representation, data.fps, errors=errors
         )
         for seq in sequences:
             split = seq.split = assign_split(seq, data.val_fraction, data.seed)

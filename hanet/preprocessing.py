@@ -40,7 +40,6 @@ from hanet.formats.parquet import write_sequence_parquet
 from hanet.io.location import Location, within
 from hanet.io.staging import StagedDirectory
 from hanet.io.storage import is_file, write_bytes_atomic
-from hanet.skeletons import get_layout
 from hanet.sources import discover_sources, read_source, source_fingerprints
 
 log = logging.getLogger(__name__)
@@ -122,15 +121,6 @@ def _check_locations(source: Location, output: Location) -> None:
 
 
 def _check_config(cfg: Config) -> None:
-    try:
-        layout = get_layout(cfg.data.layout)
-    except ValueError as err:
-        raise DatasetError(f"data.layout: {err}") from None
-    if layout.num_joints != cfg.model.num_joints:
-        raise DatasetError(
-            f"model.num_joints={cfg.model.num_joints}, but layout {layout.name!r} has "
-            f"{layout.num_joints} joints"
-        )
     step = cfg.model.interval * cfg.data.test_stride_q
     if step > cfg.model.window_size:
         raise DatasetError(
@@ -302,7 +292,7 @@ def run_preprocess(
             "window_size": cfg.model.window_size,
             "num_joints": cfg.model.num_joints,
             "joint_dim": cfg.model.joint_dim,
-            "layout": cfg.data.layout,
+            "layout": cfg.data.joint_layout.to_mapping(),
             "representation": cfg.data.representation,
         }
         # commit() adds "files": every staged file with its size (manifest excluded).

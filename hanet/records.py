@@ -165,6 +165,12 @@ def effective_config(stored: Config, overrides: list[str] | None) -> Config:
         raise RefineJobError(f"--set: {err}") from None
     if cfg.model != stored.model:
         raise RefineJobError("--set: model.* is fixed by the checkpoint's weights")
+    asked, trained = cfg.data.joint_layout, stored.data.joint_layout
+    if asked != trained:
+        raise RefineJobError(
+            f"--set data.layout: {asked.name!r}, but the checkpoint was trained on "
+            f"{trained.name!r}; the weights fix the joint layout"
+        )
     return cfg
 
 
@@ -337,7 +343,7 @@ def write_run_files(
         "checkpoint": checkpoint.uri,
         "model": identity,
         "output_format": output_format,
-        "layout": cfg.data.layout,
+        "layout": cfg.data.joint_layout.to_mapping(),
         "representation": cfg.data.representation,
         "objects_table": [
             {k: r[k] for k in ("input", "output", "status", "sequences", "frames")}

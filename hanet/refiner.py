@@ -19,6 +19,7 @@ from hanet.data.schema import SchemaError, Sequence
 from hanet.data.windows import merge_windows, split_windows, test_starts, window_position_weights
 from hanet.errors import UserError
 from hanet.model import HANet
+from hanet.skeletons import get_layout
 
 
 class RefineError(UserError, ValueError):
@@ -58,16 +59,18 @@ class Refiner:
                 f"{seq.where()}: {seq.representation} data, but the checkpoint was trained on "
                 f"{cfg.data.representation}"
             )
+        trained = cfg.data.joint_layout
         if seq.num_joints != cfg.model.num_joints or seq.joint_dim != cfg.model.joint_dim:
             raise RefineError(
                 f"{seq.where()}: {seq.num_joints} joints x {seq.joint_dim}, but the checkpoint "
                 f"expects {cfg.model.num_joints} x {cfg.model.joint_dim} (layout "
-                f"{cfg.data.layout!r})"
+                f"{trained.name!r})"
             )
-        if seq.layout != cfg.data.layout:
+        layout = get_layout(seq.layout)
+        if layout.joints != trained.joints:
             raise RefineError(
-                f"{seq.where()}: joint layout {seq.layout!r}, but the checkpoint was trained on "
-                f"{cfg.data.layout!r}"
+                f"{seq.where()}: joint layout {layout.name!r}, but the checkpoint was trained on "
+                f"{trained.name!r} (joints {', '.join(trained.joints[:4])}, ...)"
             )
 
     def cut(self, seq: Sequence) -> tuple[Normalised, np.ndarray, np.ndarray, np.ndarray]:

@@ -97,7 +97,7 @@ def read_source(task: dict[str, Any], cfg: Config) -> list[dict[str, Any]]:
         if task["kind"] == "pair":
             sequences = read_published_pair(
                 task["pair"],
-                cfg.data.layout,
+                cfg.data.joint_layout,
                 cfg.data.representation,
                 cfg.data.fps,
                 errors=errors,
@@ -105,7 +105,7 @@ def read_source(task: dict[str, Any], cfg: Config) -> list[dict[str, Any]]:
         else:
             sequences = read_any(
                 task["location"],
-                cfg.data.layout,
+                cfg.data.joint_layout,
                 cfg.data.representation,
                 cfg.data.fps,
                 cfg.data.image_size,

@@ -51,6 +51,13 @@ def check_type(key: str, value: Any, annotation: Any) -> Any:
             except ConfigError as err:
                 errors.append(str(err))
         raise ConfigError(errors[0] if errors else f"{key}: invalid value {value!r}")
+    if origin is tuple:  # tuple[X, ...]: a YAML list
+        item = get_args(annotation)[0]
+        if not isinstance(value, list | tuple):
+            raise ConfigError(f"{key}: expected a list, got {value!r}")
+        return tuple(check_type(f"{key}[{i}]", v, item) for i, v in enumerate(value))
+    if dataclasses.is_dataclass(annotation):  # a nested section: a YAML mapping
+        return value if isinstance(value, annotation) else build_section(annotation, value, key)
     if annotation is bool:
         if not isinstance(value, bool):
             raise ConfigError(f"{key}: expected true/false, got {value!r}")
@@ -77,6 +84,7 @@ def check_type(key: str, value: Any, annotation: Any) -> Any:
 
 
 def build_section(cls: type, raw: Any, prefix: str) -> Any:
+    """``cls(**raw)`` with every key known to ``cls`` and every value of its field's type."""
     if raw is None:
         raw = {}
     if not isinstance(raw, Mapping):

@@ -101,3 +101,24 @@ def test_configs_are_frozen():
     cfg = Config()
     with pytest.raises(AttributeError):
         cfg.train.lr = 1.0  # type: ignore[misc]
+
+
+def test_declared_layout_file_sets_the_joint_count_and_is_stored_in_full(tmp_path) -> None:
+    import yaml
+
+    layout = {"name": "body6", "joints": ["a", "b", "c", "d", "e", "f"], "roots": ["a"]}
+    (tmp_path / "layouts").mkdir()
+    (tmp_path / "layouts" / "body6.yaml").write_text(yaml.safe_dump(layout))
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump({"data": {"layout": "layouts/body6.yaml"}}))
+    cfg = load_config(config)  # relative to the config file
+    assert cfg.model.num_joints == 6 and cfg.data.joint_layout.joints == tuple("abcdef")
+    again = from_dict(cfg.to_dict())  # a checkpoint or manifest needs no file
+    assert again == cfg and again.data.joint_layout == cfg.data.joint_layout
+    with pytest.raises(ConfigError, match=r"model.num_joints=15, but data.layout 'body6' has 6"):
+        load_config(config, ["model.num_joints=15"])
+    with pytest.raises(ConfigError, match="unknown joint layout 'body7'"):
+        load_config(None, ["data.layout=body7"])
+    with pytest.raises(ConfigError, match="nope.yaml: cannot read joint layout"):
+        load_config(None, [f"data.layout={tmp_path / 'nope.yaml'}"])
+    assert load_config(None, ["data.layout=coco_body12"]).model.num_joints == 12

@@ -37,7 +37,7 @@ def test_keypoint_json_tracks_gaps_and_confidence(tmp_path: Path) -> None:
     path.write_text(json.dumps(detections))
     one, two = read_keypoint_json(parse_location(path), fps=30.0, image_size=(640, 480))
     assert (one.sequence_id, two.sequence_id) == ("clip_track1", "clip_track2")
-    assert one.layout == "coco17" and one.frame_names == ["10", "11", "12", "13"]
+    assert one.layout.name == "coco17" and one.frame_names == ["10", "11", "12", "13"]
     assert one.observed().sum(axis=1).tolist() == [17, 17, 0, 16]
     assert two.observed().sum(axis=1).tolist() == [17, 0, 0, 17]
     assert one.confidence[0, 0] == pytest.approx(0.9) and one.confidence[3, 5] == 0.0
@@ -60,7 +60,7 @@ def test_keypoint_json_without_tracks_keeps_best_and_reads_images(tmp_path: Path
     path = tmp_path / "v.json"
     path.write_text(json.dumps(document))
     (seq,) = read_keypoint_json(parse_location(path))
-    assert seq.layout == "jhmdb" and seq.image_size == (320, 240)
+    assert seq.layout.name == "jhmdb" and seq.image_size == (320, 240)
     assert seq.pred[0, 0].tolist() == [2.0, 2.0] and seq.pred[1, 0].tolist() == [3.0, 3.0]
     bad = tmp_path / "bad.json"
     for content, message in [

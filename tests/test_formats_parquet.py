@@ -14,8 +14,9 @@ from hanet.data.arrow import (
     sequences_to_table,
 )
 from hanet.data.schema import Sequence, validate_sequence
-from hanet.formats.parquet import read_sequence_parquet
+from hanet.formats.parquet import read_sequence_parquet, write_sequence_parquet
 from hanet.io.location import parse_location
+from hanet.skeletons import layout_from_mapping
 
 
 def test_sequence_parquet_round_trip(tmp_path: Path) -> None:
@@ -57,3 +58,16 @@ def test_sequence_parquet_round_trip(tmp_path: Path) -> None:
     assert back[1].gt is None and back[1].bbox is None and back[1].frame_names is None
     # Plain pyarrow sees ordinary list columns (no Ray extension types).
     assert pa.types.is_list(pq.read_table(path).schema.field("pred").type)
+
+
+def test_a_declared_layout_travels_with_its_sequences(tmp_path: Path) -> None:
+    layout = layout_from_mapping(
+        {"name": "pair2", "joints": ["l_hand", "r_hand"], "left_right": ["l_hand-r_hand"]}
+    )
+    seq = validate_sequence(
+        Sequence("two", layout, "2D", np.ones((3, 2, 2), np.float32), image_size=(10, 10))
+    )
+    path = tmp_path / "two.parquet"
+    write_sequence_parquet(parse_location(path), [seq])
+    (back,) = read_sequence_parquet(parse_location(path))
+    assert back.layout == layout and back.layout.left_right == ((0, 1),)

@@ -12,6 +12,7 @@ on read.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from typing import Any
 
@@ -19,6 +20,7 @@ import numpy as np
 import pyarrow as pa
 
 from hanet.data.schema import SchemaError, Sequence
+from hanet.skeletons import LAYOUTS, JointLayout, get_layout, layout_from_mapping
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -40,6 +42,8 @@ __all__ = [
 SCHEMA_VERSION = "3"
 _VERSION_KEY = b"hanet.schema_version"
 _KIND_KEY = b"hanet.kind"
+# Declared (not built-in) layouts of a sequence table, by name: JSON of their declared form.
+_LAYOUTS_KEY = b"hanet.layouts"
 # Sequences per record batch: keeps each batch's int32 list offsets far from overflowing.
 _BATCH_SEQUENCES = 256
 
@@ -193,7 +197,7 @@ def _scalars(seq: Sequence) -> dict[str, Any]:
         "dataset": seq.dataset,
         "estimator": seq.estimator,
         "split": seq.split,
-        "layout": seq.layout,
+        "layout": get_layout(seq.layout).name,
         "representation": seq.representation,
         "fps": seq.fps,
         "num_frames": seq.num_frames,
@@ -222,13 +226,39 @@ def _sequence_batch(sequences: list[Sequence]) -> pa.RecordBatch:
 
 
 def sequences_to_table(sequences: Iterable[Sequence]) -> pa.Table:
-    """Sequences as a :data:`SEQUENCE_SCHEMA` table (schema version in its metadata)."""
+    """Sequences as a :data:`SEQUENCE_SCHEMA` table (schema version in its metadata, and the
+    full definition of every declared layout, so the file reads back without its YAML)."""
     sequences = list(sequences)
+    declared: dict[str, JointLayout] = {}
+    for seq in sequences:
+        layout = get_layout(seq.layout)
+        if LAYOUTS.get(layout.name) != layout:
+            if declared.setdefault(layout.name, layout) != layout:
+                raise SchemaError(f"two different layouts are both named {layout.name!r}")
     batches = [
         _sequence_batch(sequences[begin : begin + _BATCH_SEQUENCES])
         for begin in range(0, len(sequences), _BATCH_SEQUENCES)
     ]
-    return pa.Table.from_batches(batches, schema=SEQUENCE_SCHEMA)
+    schema = SEQUENCE_SCHEMA
+    if declared:
+        text = json.dumps({name: layout.to_mapping() for name, layout in declared.items()})
+        schema = schema.with_metadata({**schema.metadata, _LAYOUTS_KEY: text.encode()})
+    return pa.Table.from_batches(batches, schema=SEQUENCE_SCHEMA).replace_schema_metadata(
+        schema.metadata
+    )
+
+
+def _declared_layouts(schema: pa.Schema, where: str) -> dict[str, JointLayout]:
+    text = (schema.metadata or {}).get(_LAYOUTS_KEY)
+    if not text:
+        return {}
+    try:
+        return {
+            name: layout_from_mapping(spec, f"{where}: layout {name!r}")
+            for name, spec in json.loads(text).items()
+        }
+    except (ValueError, AttributeError) as err:  # ConfigError is a ValueError
+        raise SchemaError(f"{where}: unreadable layout definitions ({err})") from None
 
 
 def _row_to_sequence(row: dict[str, Any]) -> Sequence:
@@ -245,7 +275,7 @@ def _row_to_sequence(row: dict[str, Any]) -> Sequence:
         raise SchemaError(f"sequence {row.get('sequence_id')!r}: no poses")
     return Sequence(
         sequence_id=str(row["sequence_id"]),
-        layout=str(row["layout"]),
+        layout=row["layout"] if isinstance(row["layout"], JointLayout) else str(row["layout"]),
         representation=str(row["representation"]),
         image_size=(int(width), int(height)) if width is not None and height is not None else None,
         fps=None if row.get("fps") is None else float(row["fps"]),
@@ -273,6 +303,7 @@ def table_to_sequences(table: pa.Table, where: str = "<table>") -> list[Sequence
     ]
     if missing:
         raise SchemaError(f"{where}: missing column(s) {missing}")
+    declared = _declared_layouts(table.schema, where)
     scalars = table.select([n for n in table.column_names if n not in _ARRAY_COLUMNS]).to_pylist()
     arrays = {
         name: from_ragged_list(table.column(name))
@@ -282,6 +313,7 @@ def table_to_sequences(table: pa.Table, where: str = "<table>") -> list[Sequence
     sequences = []
     for index, row in enumerate(scalars):
         row.update({name: values[index] for name, values in arrays.items()})
+        row["layout"] = declared.get(row["layout"], row["layout"])
         try:
             sequences.append(_row_to_sequence(row))
         except ValueError as err:  # a reshape that does not fit the stored shape

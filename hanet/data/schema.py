@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from hanet.errors import UserError
-from hanet.skeletons import get_layout
+from hanet.skeletons import JointLayout, get_layout
 
 __all__ = [
     "REPRESENTATIONS",
@@ -49,7 +49,7 @@ class Sequence:
     """
 
     sequence_id: str
-    layout: str
+    layout: JointLayout | str  # a built-in's name is resolved by validate_sequence
     representation: str
     pred: np.ndarray
     gt: np.ndarray | None = None
@@ -245,6 +245,7 @@ def validate_sequence(seq: Sequence, expected_joints: int | None = None) -> Sequ
         raise SchemaError(f"{where}: split {seq.split!r} is not one of {list(SPLITS)}")
     return replace(
         seq,
+        layout=layout,
         pred=pred,
         gt=gt,
         gt_mask=gt_mask,
