@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
-from defaults import DEMO_CONFIG, SAMPLE_DIR
+from common import DEMO_CONFIG, SAMPLE_DIR, print_result, start_ray
 
 from hanet.config import load_config
 from hanet.dataset import window_files
@@ -93,13 +93,8 @@ def main() -> None:
     parser.add_argument("--num-cpus", type=int, default=None)
     args = parser.parse_args()
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-
-    import ray
-    import ray.data
-
     cfg = load_config(args.config, args.overrides)
-    ray.init(num_cpus=args.num_cpus, include_dashboard=False, log_to_driver=False)
-    ray.data.DataContext.get_current().enable_progress_bars = False
+    ray = start_ray(num_cpus=args.num_cpus)
     with tempfile.TemporaryDirectory(prefix="hanet-bench-") as tmp:
         work = Path(tmp)
         source = work / "input"
@@ -133,6 +128,7 @@ def main() -> None:
         f"(plain is {1 / ratio:.1f}x faster)"
     )
     ray.shutdown()
+    print_result({"ratio": round(ratio, 4), "frames_per_s": round(frames / seconds, 1)})
 
 
 if __name__ == "__main__":

@@ -35,8 +35,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 import torch
-from defaults import REPO as REPO_ROOT
-from defaults import SAMPLE_DIR
+from common import PAPER_CONFIG, REPO, SAMPLE_DIR, print_result, start_ray
 
 from hanet.batch_refine import run_refine
 from hanet.checkpoint import save_checkpoint
@@ -49,8 +48,8 @@ from hanet.model import HANet
 from hanet.refiner import Refiner
 
 CONFIGS = {
-    "paper 2D": REPO_ROOT / "configs" / "jhmdb_simplebaseline_2D.yaml",
-    "demo 2D": REPO_ROOT / "configs" / "demo_2D.yaml",
+    "paper 2D": PAPER_CONFIG,
+    "demo 2D": REPO / "configs" / "demo_2D.yaml",
 }
 SEQUENCES_PER_FILE = 4  # a few tracks per video file
 
@@ -89,7 +88,7 @@ def write_parquet_corpus(sequences: list[Sequence], folder: Path) -> int:
 
 def refiner_windows(refiner: Refiner, sequences: list[Sequence]) -> np.ndarray:
     """The normalised windows ``[W, T, C]`` that ``refine_many`` feeds the model."""
-    return np.concatenate([refiner.cut(seq)[2] for seq in sequences])
+    return np.concatenate([refiner.cut(seq).windows for seq in sequences])
 
 
 def bare_throughput(refiner: Refiner, sequences: list[Sequence], threads: int) -> float:
@@ -157,20 +156,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="Torch threads per actor.")
     parser.add_argument("--cpus-per-actor", type=float, default=0.5)
     args = parser.parse_args()
-
-    import ray
-    import ray.data
-
-    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     # The paper checkpoint (about 1.15 GB) goes through the object store once.
-    ray.init(
-        num_cpus=4,
-        object_store_memory=3_000_000_000,
-        include_dashboard=False,
-        log_to_driver=False,
-        configure_logging=False,
-    )
-    ray.data.DataContext.get_current().enable_progress_bars = False
+    ray = start_ray(object_store_bytes=3_000_000_000)
     results = []
     with tempfile.TemporaryDirectory(prefix="hanet-refine-bench-") as tmp:
         root = Path(tmp)
@@ -212,6 +199,20 @@ def main() -> None:
             f"{r['bare']:>13.0f} | {r['e2e'] / r['bare']:>8.2f} | "
             f"{r['steady'] / r['bare']:>11.2f} |"
         )
+    print_result(
+        {
+            "rows": [
+                {
+                    "config": r["name"],
+                    "window_step": r.get("window_step"),
+                    "e2e_frames_per_s": round(r["e2e"], 1),
+                    "bare_frames_per_s": round(r["bare"], 1),
+                    "e2e_over_bare": round(r["e2e"] / r["bare"], 3),
+                }
+                for r in results
+            ]
+        }
+    )
 
 
 def _mkdir(path: Path) -> Path:

@@ -25,16 +25,13 @@ import time
 from pathlib import Path
 
 import torch
-from defaults import DEMO_CONFIG, SAMPLE_DIR
-from defaults import REPO as REPO_ROOT
+from common import DEMO_CONFIG, PAPER_CONFIG, SAMPLE_DIR, print_result, start_ray
 
 from hanet.config import load_config
 from hanet.io.location import parse_location
 from hanet.model import HANet
 from hanet.preprocessing import run_preprocess
 from hanet.training import batch_loss, build_trainer
-
-PAPER_CONFIG = REPO_ROOT / "configs" / "jhmdb_simplebaseline_2D.yaml"
 
 
 def ray_train_throughput(dataset, root: Path, workers: int, epochs: int) -> dict:
@@ -92,19 +89,7 @@ def main() -> None:
     parser.add_argument("--paper-batch", type=int, default=4, help="Windows per paper step.")
     parser.add_argument("--paper-steps", type=int, default=3, help="Timed paper steps.")
     args = parser.parse_args()
-
-    import ray
-    import ray.data
-
-    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-    ray.init(
-        num_cpus=4,
-        object_store_memory=400_000_000,
-        include_dashboard=True,  # Train V2 queries the state API through it
-        log_to_driver=False,
-        configure_logging=False,
-    )
-    ray.data.DataContext.get_current().enable_progress_bars = False
+    ray = start_ray(dashboard=True)  # Train V2 queries the state API through it
     rows = []
     with tempfile.TemporaryDirectory(prefix="hanet-train-bench-") as tmp:
         root = Path(tmp)
@@ -130,6 +115,12 @@ def main() -> None:
         f"\nPaper 2D config ({params / 1e6:.1f} M parameters), forward + backward + AdamW step, "
         f"batch {args.paper_batch}, {torch.get_num_threads()} torch threads: "
         f"{per_window * 1000:.0f} ms per window ({1 / per_window:.2f} windows/s)"
+    )
+    print_result(
+        {
+            "windows_per_s": {str(r["workers"]): round(r["windows_per_s"], 1) for r in rows},
+            "paper_window_s": round(per_window, 4),
+        }
     )
 
 

@@ -30,6 +30,7 @@ __all__ = [
     "layout_parents",
     "local_rotations",
     "matrix_to_axis_angle",
+    "orthonormal_6d",
     "to_matrices",
 ]
 
@@ -96,6 +97,18 @@ def matrix_to_axis_angle(rotation: np.ndarray) -> np.ndarray:
     r = np.asarray(rotation, dtype=np.float64)
     flat = Rotation.from_matrix(r.reshape(-1, 3, 3)).as_rotvec()
     return flat.reshape(*r.shape[:-2], 3)
+
+
+def orthonormal_6d(six: np.ndarray) -> np.ndarray:
+    """The nearest valid rotations of 6D vectors, as 6D again (Gram-Schmidt on the two
+    columns, :func:`hanet.metrics.rotation_6d_to_matrix`): what a filter or the network returns
+    made a rotation before it is written or scored.
+
+    Shape:
+        six: ``[..., 6]``; output ``[..., 6]``.
+    """
+    matrix = rotation_6d_to_matrix(six)
+    return np.concatenate([matrix[..., :, 0], matrix[..., :, 1]], axis=-1)
 
 
 def to_matrices(rotations: np.ndarray, joints: int, interleaved: bool = False) -> np.ndarray:

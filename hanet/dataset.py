@@ -21,6 +21,7 @@ from typing import Any
 
 from hanet.config import Config
 from hanet.data.arrow import SCHEMA_VERSION
+from hanet.data.augment import stored_window_size
 from hanet.data.schema import Sequence
 from hanet.data.splits import assign_split
 from hanet.errors import UserError
@@ -115,14 +116,32 @@ def check_shape(dataset: Location, manifest: dict[str, Any], cfg: Config) -> Non
             f"{manifest.get('num_joints')} joints, but the config needs {cfg.model.window_size} "
             f"x {cfg.model.num_joints}: preprocess with the same model settings"
         )
+    needed = stored_window_size(cfg.model.window_size, cfg.augment)
+    stored = manifest.get("train_window_size", manifest.get("window_size"))
+    if stored < needed:
+        raise DatasetError(
+            f"{dataset.uri}: training windows of {stored} frames, but augment.speed_max="
+            f"{cfg.augment.speed_max} needs {needed}: preprocess with the same augment settings"
+        )
+    stored_layout = manifest.get("layout")
+    if isinstance(stored_layout, dict) and stored_layout.get("joints") != list(
+        cfg.data.joint_layout.joints
+    ):
+        raise DatasetError(
+            f"{dataset.uri}: joint layout {stored_layout.get('name')!r}, but the config's "
+            f"data.layout is {cfg.data.joint_layout.name!r}"
+        )
 
 
 def dataset_identity(cfg: Config, fingerprints: dict[str, str]) -> dict[str, Any]:
     """What must match for an existing dataset to count as the one a run would make."""
     model = cfg.to_dict()["model"]
+    # Where the inputs are is not what they are: their fingerprints say that.
+    data = {k: v for k, v in cfg.to_dict()["data"].items() if k != "sources"}
     relevant = {
         "model": {key: model[key] for key in _WINDOW_MODEL_KEYS},
-        "data": cfg.to_dict()["data"],
+        "data": data,
+        "train_window_size": stored_window_size(cfg.model.window_size, cfg.augment),
     }
     return {"schema_version": SCHEMA_VERSION, "config": relevant, "sources": fingerprints}
 

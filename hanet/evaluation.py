@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from hanet import metrics
+from hanet.body_fk import forward_kinematics, layout_parents, orthonormal_6d
 from hanet.data.normalise import filled_input, target_mask
 from hanet.data.schema import Sequence
 from hanet.filters import FILTER_GRIDS, apply_filter
@@ -33,7 +34,8 @@ def metric_columns(representation: str) -> list[str]:
         return [f"pck@{a}" for a in PCK_ALPHAS] + ["pixel_error", "accel_px"]
     if representation == "3D":
         return ["mpjpe", "pa_mpjpe", "accel"]
-    return ["angle_deg", "accel_6d"]
+    # Joint positions by forward kinematics, where the sequences know their skeleton.
+    return ["angle_deg", "accel_6d", "mpjpe", "accel"]
 
 
 @dataclass
@@ -77,6 +79,15 @@ def score_sequence(poses: np.ndarray, seq: Sequence) -> SequenceScores:
         angle = metrics.geodesic_angle_deg(poses, gt, valid)
         scores.sums["angle_deg"] = (angle * int(valid.sum()), int(valid.sum()))
         scores.sums["accel_6d"] = _frame_weighted(metrics.accel_error_per_frame(poses, gt, valid))
+        if seq.skeleton is not None:
+            layout = get_layout(seq.layout)
+            parents = layout_parents(layout)
+            joints = forward_kinematics(poses, seq.skeleton, parents)
+            truth = forward_kinematics(gt, seq.skeleton, parents)
+            per_frame = metrics.mpjpe_per_frame(joints, truth, layout.roots, valid)
+            scores.sums["mpjpe"] = _frame_weighted(per_frame)
+            accel = metrics.accel_error_per_frame(joints, truth, valid)
+            scores.sums["accel"] = _frame_weighted(accel, scale=1000.0)  # mm/frame^2
     return scores
 
 
@@ -102,7 +113,10 @@ def input_poses(seq: Sequence) -> np.ndarray:
 
 
 def filter_poses(seq: Sequence, name: str, params: dict[str, Any]) -> np.ndarray:
-    return apply_filter(name, seq.pred, fps=seq.fps or 30.0, valid=seq.observed(), **params)
+    """A classic filter over ``seq``'s poses; SMPL rotations are filtered in 6D and made valid
+    rotations again afterwards (rotation-safe: an average of rotations is no rotation)."""
+    out = apply_filter(name, seq.pred, fps=seq.fps or 30.0, valid=seq.observed(), **params)
+    return orthonormal_6d(out) if seq.representation == "smpl" else out
 
 
 def evaluate_method(

@@ -14,6 +14,7 @@ import json
 import logging
 import pickle
 import time
+from collections.abc import Sequence as Seq
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,6 +26,7 @@ from ray.data.expressions import col
 
 from hanet.config import Config
 from hanet.data.arrow import SCHEMA_VERSION, window_table
+from hanet.data.augment import stored_window_size
 from hanet.data.schema import Sequence
 from hanet.data.splits import find_leaks
 from hanet.data.windows import window_arrays
@@ -40,7 +42,7 @@ from hanet.formats.parquet import write_sequence_parquet
 from hanet.io.location import Location, within
 from hanet.io.staging import StagedDirectory
 from hanet.io.storage import is_file, write_bytes_atomic
-from hanet.sources import discover_sources, read_source, source_fingerprints
+from hanet.sources import Source, discover_sources, read_source, source_fingerprints
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +81,15 @@ def write_window_shards(
     for seq in sequences:
         split = seq.split or "infer"
         by_split.setdefault(split, []).append(
-            window_arrays(seq, cfg.model, split, cfg.data.train_stride, cfg.data.test_stride_q)
+            window_arrays(
+                seq,
+                cfg.model,
+                split,
+                cfg.data.train_stride,
+                cfg.data.test_stride_q,
+                cfg.data.normalisation,
+                stored_window_size(cfg.model.window_size, cfg.augment),
+            )
         )
     written = []
     for split, parts in by_split.items():
@@ -131,7 +141,7 @@ def _check_config(cfg: Config) -> None:
 
 def run_preprocess(
     cfg: Config,
-    source: Location,
+    source: Location | Seq[Source],
     output: Location,
     on_error: str = "fail",
     overwrite: bool = False,
@@ -141,8 +151,10 @@ def run_preprocess(
 
     Args:
         cfg: data and model settings (layout, representation, windows, shard size).
-        source: the published layout root (or its parent holding ``data/``), or a folder of
-            ``.npz`` / ``.json`` / ``.parquet`` files; local or ``s3://``.
+        source: the inputs (:class:`hanet.sources.Source`), or one location read with
+            ``data.dataset`` and ``data.estimator``: a published layout root (or its parent
+            holding ``data/``), or a folder of ``.npz`` / ``.json`` / ``.parquet`` files; local
+            or ``s3://``. Several inputs are mixed into one dataset.
         output: the dataset folder; local or ``s3://``.
         on_error: ``"fail"``: any bad input fails the run, listing every problem, and nothing
             is written. ``"skip"``: bad sequences (or files) go to ``errors.json`` and the rest
@@ -159,10 +171,16 @@ def run_preprocess(
         raise ValueError(f"on_error must be 'fail' or 'skip', got {on_error!r}")
     began = time.perf_counter()
     stages: dict[str, float] = {}
-    _check_locations(source, output)
+    sources = (
+        [Source(source, cfg.data.dataset, cfg.data.estimator)]
+        if isinstance(source, Location)
+        else list(source)
+    )
+    for item in sources:
+        _check_locations(item.location, output)
     _check_config(cfg)
-    tasks = discover_sources(cfg, source)
-    identity = dataset_identity(cfg, source_fingerprints(tasks, source))
+    tasks = discover_sources(cfg, sources)
+    identity = dataset_identity(cfg, source_fingerprints(tasks))
     stages["fingerprint"] = time.perf_counter() - began
     existing = check_replaceable(output, identity, on_error, overwrite)
     if existing is not None:
@@ -170,7 +188,7 @@ def run_preprocess(
         return PreprocessResult(existing, skipped=True, seconds=time.perf_counter() - began)
 
     # [1] Read and validate every source in parallel.
-    log.info("reading %d source(s) from %s", len(tasks), source.uri)
+    log.info("reading %d file(s) from %s", len(tasks), ", ".join(s.label for s in sources))
     # Items are task numbers: a PublishedPair is no Arrow value, and the list travels once,
     # with the function.
     read = (
@@ -180,7 +198,8 @@ def run_preprocess(
         .flat_map(lambda item: read_source(tasks[item["task"]], cfg), num_cpus=cpus_per_task)
         .materialize()
     )
-    summary = read.select_columns(["error", "sequence_id", "source", "split", "frames"]).take_all()
+    columns = ["error", "sequence_id", "source", "split", "frames", "input"]
+    summary = read.select_columns(columns).take_all()
     errors = [row["error"] for row in summary if row["error"] is not None]
     summary = [row for row in summary if row["error"] is None]
     duplicates = _duplicate_ids(summary)
@@ -199,8 +218,8 @@ def run_preprocess(
         )
     if not summary:
         raise DatasetError(
-            f"{source.uri}: no valid sequence found; nothing was written"
-            + (f" ({len(errors)} bad input(s), e.g. {errors[0]})" if errors else "")
+            f"{', '.join(s.location.uri for s in sources)}: no valid sequence found; nothing "
+            "was written" + (f" ({len(errors)} bad input(s), e.g. {errors[0]})" if errors else "")
         )
     if errors:
         log.warning("skipping %d bad input(s), e.g. %s", len(errors), errors[0])
@@ -284,12 +303,14 @@ def run_preprocess(
             "schema_version": SCHEMA_VERSION,
             "identity": identity,
             "config": cfg.to_dict(),
-            "source": source.uri,
+            "source": sources[0].location.uri,
+            "sources": _per_source(sources, summary),
             "splits": splits,
             "errors": len(errors),
             "leaked_clip_count": len(leaks),
             "leaked_clips": leaks[:100],  # examples; the count says how many
             "window_size": cfg.model.window_size,
+            "train_window_size": stored_window_size(cfg.model.window_size, cfg.augment),
             "num_joints": cfg.model.num_joints,
             "joint_dim": cfg.model.joint_dim,
             "layout": cfg.data.joint_layout.to_mapping(),
@@ -306,6 +327,27 @@ def run_preprocess(
         ", ".join(f"{name} {value:.1f} s" for name, value in stages.items()),
     )
     return PreprocessResult(manifest, seconds=seconds, errors=errors, stages=stages)
+
+
+def _per_source(sources: list[Source], rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """What each input gave: its names, and sequences and frames per split."""
+    out = []
+    for index, source in enumerate(sources):
+        mine = [row for row in rows if row["input"] == index]
+        splits: dict[str, dict[str, int]] = {}
+        for row in mine:
+            counts = splits.setdefault(row["split"], {"sequences": 0, "frames": 0})
+            counts["sequences"] += 1
+            counts["frames"] += int(row["frames"])
+        out.append(
+            {
+                "input": source.location.uri,
+                "dataset": source.dataset,
+                "estimator": source.estimator,
+                "splits": {k: splits[k] for k in SPLIT_ORDER if k in splits},
+            }
+        )
+    return out
 
 
 def _duplicate_ids(rows: list[dict[str, Any]]) -> list[str]:

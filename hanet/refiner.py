@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 
+from hanet.body_fk import orthonormal_6d
 from hanet.checkpoint import Source, load_model
 from hanet.config import Config
-from hanet.data.normalise import Normalised, denormalise, normalise
+from hanet.data.normalise import WindowNorm, filled_input, input_norm
 from hanet.data.schema import SchemaError, Sequence
 from hanet.data.windows import merge_windows, split_windows, test_starts, window_position_weights
 from hanet.errors import UserError
@@ -24,6 +26,21 @@ from hanet.skeletons import get_layout
 
 class RefineError(UserError, ValueError):
     """A sequence does not fit the checkpoint (layout, joints, representation)."""
+
+
+@dataclass(frozen=True)
+class Cut:
+    """A sequence cut into the windows the model reads.
+
+    Shape:
+        starts: ``[W]``; windows: ``[W, T, C]`` in model units; valid: ``[W, T]`` (False at
+        padding); norm: the windows' maps to model units.
+    """
+
+    starts: np.ndarray
+    windows: np.ndarray
+    valid: np.ndarray
+    norm: WindowNorm
 
 
 class Refiner:
@@ -45,6 +62,9 @@ class Refiner:
         self.device = torch.device(device) if device is not None else _default_device()
         self.model = model.to(self.device).eval()
         self.batch_windows = config.refine.batch_windows
+        self.weights = window_position_weights(
+            config.model.window_size, config.refine.merge_weights
+        )
 
     @classmethod
     def from_checkpoint(cls, source: Source, device: torch.device | str | None = None) -> Refiner:
@@ -73,48 +93,43 @@ class Refiner:
                 f"{trained.name!r} (joints {', '.join(trained.joints[:4])}, ...)"
             )
 
-    def cut(self, seq: Sequence) -> tuple[Normalised, np.ndarray, np.ndarray, np.ndarray]:
-        """``seq`` checked, normalised and cut into the windows the model reads.
-
-        Returns:
-            ``(norm, starts, windows [W, T, C], valid [W, T])``.
-        """
+    def cut(self, seq: Sequence) -> Cut:
+        """``seq`` checked, cut into the windows the model reads, and normalised per window."""
         self.check(seq)
+        config = self.config
+        size = config.model.window_size
+        starts = test_starts(seq.num_frames, size, config.test_window_step())
+        raw, valid = split_windows(filled_input(seq), starts, size)  # [W, T, J, D]
         try:
-            norm = normalise(seq)
+            norm = input_norm(raw, valid, seq, config.data.normalisation)
         except SchemaError as err:
             raise RefineError(str(err)) from None
-        model = self.config.model
-        starts = test_starts(seq.num_frames, model.window_size, self.config.test_window_step())
-        windows, valid = split_windows(
-            norm.input.reshape(-1, model.channels), starts, model.window_size
-        )
-        return norm, starts, windows, valid
+        windows = norm.apply(raw).reshape(len(starts), size, config.model.channels)
+        return Cut(starts, windows, valid, norm)
+
+    def merge(self, seq: Sequence, cut: Cut, outputs: np.ndarray) -> np.ndarray:
+        """The model's window outputs mapped back (each with its own normalisation) and merged
+        into one sequence of poses ``[F, J, D]`` (float32)."""
+        size = self.config.model.window_size
+        back = cut.norm.invert(outputs.reshape(len(cut.starts), size, seq.num_joints, -1))
+        merged = merge_windows(back, cut.starts, seq.num_frames, cut.valid, self.weights)
+        if seq.representation == "smpl":
+            merged = orthonormal_6d(merged)  # written and scored as valid rotations
+        return merged.astype(np.float32)
 
     @torch.inference_mode()
     def refine_many(self, sequences: Iterable[Sequence]) -> list[Sequence]:
         """Refine several sequences, batching their windows together."""
         sequences = list(sequences)
-        pieces = [(seq, *self.cut(seq)) for seq in sequences]
-        if not pieces:
+        cuts = [self.cut(seq) for seq in sequences]
+        if not cuts:
             return []
-        weights = window_position_weights(
-            self.config.model.window_size, self.config.refine.merge_weights
-        )
-        all_windows = np.concatenate([p[3] for p in pieces])
-        outputs = self.run_windows(all_windows)
-        refined = []
-        offset = 0
-        for seq, norm, starts, windows, valid in pieces:
-            out = outputs[offset : offset + len(windows)]
-            offset += len(windows)
-            merged = merge_windows(out, starts, seq.num_frames, valid, weights)
-            poses = denormalise(
-                merged.reshape(seq.num_frames, seq.num_joints, seq.joint_dim),
-                norm.scale,
-                norm.input_offset,
-            )
-            refined.append(dataclasses.replace(seq, pred=poses.astype(np.float32)))
+        outputs = self.run_windows(np.concatenate([cut.windows for cut in cuts]))
+        refined, offset = [], 0
+        for seq, cut in zip(sequences, cuts):
+            out = outputs[offset : offset + len(cut.starts)]
+            offset += len(cut.starts)
+            refined.append(dataclasses.replace(seq, pred=self.merge(seq, cut, out)))
         return refined
 
     def refine(self, seq: Sequence) -> Sequence:

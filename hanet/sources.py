@@ -4,6 +4,8 @@ content fingerprints, and reading one of them into validated sequences (inside a
 from __future__ import annotations
 
 import pickle
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from hanet.config import Config
@@ -18,42 +20,79 @@ from hanet.formats.published import (
     find_published_root,
     read_published_pair,
 )
-from hanet.io.location import Location
+from hanet.io.location import Location, parse_location
 from hanet.io.storage import exists, fingerprint, list_files
 
-__all__ = ["discover_sources", "read_source", "source_fingerprints"]
+__all__ = ["Source", "discover_sources", "read_source", "source_fingerprints", "sources_for"]
 
 
-# Sources
+@dataclass(frozen=True)
+class Source:
+    """One input of a preprocessing run and the dataset/estimator names to take from it."""
+
+    location: Location
+    dataset: str | None = None
+    estimator: str | None = None
+
+    @property
+    def label(self) -> str:
+        names = "/".join(n for n in (self.dataset, self.estimator) if n)
+        return f"{self.location.uri}{f' ({names})' if names else ''}"
 
 
-def discover_sources(cfg: Config, source: Location) -> list[dict[str, Any]]:
-    """Read tasks: published (gt, detections) pairs, or any supported files under ``source``.
+def sources_for(cfg: Config, inputs: Sequence[Location] = ()) -> list[Source]:
+    """The run's inputs: ``inputs`` (the command line's, with ``data.dataset`` and
+    ``data.estimator``) when given, else ``data.sources``.
 
     Raises:
-        DatasetError: ``source`` does not exist, holds no input, or holds the published
-            layout but no pair for the configured dataset and estimator.
+        DatasetError: neither gives an input.
     """
-    if not exists(source):
-        raise DatasetError(f"{source.uri}: input not found")
+    if inputs:
+        return [Source(loc, cfg.data.dataset, cfg.data.estimator) for loc in inputs]
+    if not cfg.data.sources:
+        raise DatasetError("no input: give --input, or list data.sources in the config")
+    return [Source(parse_location(s.path), s.dataset, s.estimator) for s in cfg.data.sources]
+
+
+def discover_sources(cfg: Config, sources: Sequence[Source] | Location) -> list[dict[str, Any]]:
+    """Read tasks: published (gt, detections) pairs, or any supported files, of every source;
+    each task records the index of its source.
+
+    Raises:
+        DatasetError: a source does not exist, holds no input, or holds the published layout
+            but no pair for its dataset and estimator.
+    """
+    if isinstance(sources, Location):
+        sources = [Source(sources, cfg.data.dataset, cfg.data.estimator)]
+    tasks = []
+    for index, source in enumerate(sources):
+        for task in _discover(source):
+            tasks.append({**task, "source": index})
+    return tasks
+
+
+def _discover(source: Source) -> list[dict[str, Any]]:
+    location = source.location
+    if not exists(location):
+        raise DatasetError(f"{location.uri}: input not found")
     try:
-        root = find_published_root(source)
+        root = find_published_root(location)
     except ReadError:
         root = None
     if root is not None:
         try:
-            pairs = find_published_pairs(root, cfg.data.dataset, cfg.data.estimator)
+            pairs = find_published_pairs(root, source.dataset, source.estimator)
         except ReadError as err:
             raise DatasetError(f"{err} (set data.dataset / data.estimator)") from None
         return [{"kind": "pair", "pair": pair, "root": root} for pair in pairs]
-    files = list_files(source, suffixes=SUPPORTED_SUFFIXES)
+    files = list_files(location, suffixes=SUPPORTED_SUFFIXES)
     if not files:
         raise DatasetError(
-            f"{source.uri}: no input found (expected the published layout "
+            f"{location.uri}: no input found (expected the published layout "
             "groundtruth_poses/ + detected_poses/, here or under data/, or "
             f"{', '.join(SUPPORTED_SUFFIXES)} files)"
         )
-    return [{"kind": "file", "location": loc} for loc in files]
+    return [{"kind": "file", "location": loc, "root": location} for loc in files]
 
 
 def _task_locations(task: dict[str, Any]) -> list[Location]:
@@ -72,17 +111,23 @@ def _source_key(loc: Location, base: Location) -> str:
         return loc.name
 
 
-def source_fingerprints(tasks: list[dict[str, Any]], source: Location) -> dict[str, str]:
-    """Content fingerprints of every input file (a missing one is reported by its reader)."""
+def source_fingerprints(tasks: list[dict[str, Any]]) -> dict[str, str]:
+    """Content fingerprints of every input file (a missing one is reported by its reader),
+    named relative to their source (prefixed by its number when there are several)."""
+    several = len({task["source"] for task in tasks}) > 1
     found = {}
     for task in tasks:
         for loc in _task_locations(task):
-            key = _source_key(loc, task.get("root", source))
-            try:
-                found[key] = fingerprint(loc)
-            except FileNotFoundError:
-                found[key] = "missing"
+            key = _source_key(loc, task["root"])
+            found[f"{task['source']}:{key}" if several else key] = _fingerprint(loc)
     return dict(sorted(found.items()))
+
+
+def _fingerprint(loc: Location) -> str:
+    try:
+        return fingerprint(loc)
+    except FileNotFoundError:
+        return "missing"
 
 
 # ----------------------------------------------------------------------------------------------
@@ -113,14 +158,16 @@ def read_source(task: dict[str, Any], cfg: Config) -> list[dict[str, Any]]:
     except (ReadError, SchemaError) as err:
         sequences = []
         errors.append(str(err))
-    rows = [_error_row(message) for message in errors]
+    rows = [_error_row(message, task["source"]) for message in errors]
     for seq in sequences:
-        if seq.representation == "2D" and seq.image_size is None:
+        published = cfg.data.normalisation == "published"
+        if published and seq.representation == "2D" and seq.image_size is None:
             # Checked here rather than at windowing, so it is reported like any bad input.
             rows.append(
                 _error_row(
                     f"{seq.where()}: 2D input without an image size (the file carries none: "
-                    "set data.image_width and data.image_height)"
+                    "set data.image_width and data.image_height, or data.normalisation=body)",
+                    task["source"],
                 )
             )
             continue
@@ -133,12 +180,13 @@ def read_source(task: dict[str, Any], cfg: Config) -> list[dict[str, Any]]:
                 "payload": pickle.dumps(seq, protocol=pickle.HIGHEST_PROTOCOL),
                 "split": seq.split,
                 "frames": seq.num_frames,
+                "input": task["source"],
             }
         )
     return rows
 
 
-def _error_row(message: str) -> dict[str, Any]:
+def _error_row(message: str, index: int) -> dict[str, Any]:
     return {
         "error": message,
         "sequence_id": "",
@@ -146,6 +194,7 @@ def _error_row(message: str) -> dict[str, Any]:
         "payload": b"",
         "split": "",
         "frames": 0,
+        "input": index,
     }
 
 

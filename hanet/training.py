@@ -13,6 +13,7 @@ import json
 import math
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,9 @@ from ray.train.torch import TorchTrainer
 from hanet.checkpoint import load_checkpoint, save_checkpoint, unwrap_model
 from hanet.config import Config, TrainConfig, from_dict
 from hanet.data.arrow import WINDOW_BATCH_COLUMNS, window_batch
+from hanet.data.augment import augment_batch, crop_batch
 from hanet.data.schema import Sequence
+from hanet.data.windows import key_frame_mask
 from hanet.dataset import DatasetError, check_shape, committed_manifest, window_files
 from hanet.evaluation import evaluate_method, input_poses, primary_metric
 from hanet.formats.parquet import read_sequence_parquet
@@ -98,6 +101,49 @@ def validation_metrics(model: torch.nn.Module, cfg: Config, sequences: list[Sequ
     return metrics
 
 
+def training_batch(
+    batch: dict[str, np.ndarray], cfg: Config, rng: np.random.Generator
+) -> dict[str, np.ndarray]:
+    """Stored training windows as the model trains on them: augmented (when configured) and
+    cut to the model's window, with the model's key-frame pattern."""
+    size = cfg.model.window_size
+    if cfg.augment.enabled:
+        data = cfg.data
+        batch = augment_batch(
+            batch,
+            size,
+            data.joint_layout,
+            data.representation,
+            data.normalisation,
+            cfg.augment,
+            rng,
+        )
+    else:
+        batch = crop_batch(batch, size)
+    keys = key_frame_mask(size, cfg.model.interval)
+    return {**batch, "key_mask": np.broadcast_to(keys, batch["frame_mask"].shape)}
+
+
+def train_batches(
+    shard: Any, cfg: Config, epoch: int, rank: int, world: int, device: torch.device
+) -> Iterator[dict[str, torch.Tensor]]:
+    """This worker's training batches for one epoch, shuffled and augmented from the seed,
+    the epoch and the rank (reruns draw the same augmentation), as tensors on ``device``."""
+    rng = np.random.default_rng([cfg.train.seed, epoch, rank])
+    for batch in shard.iter_batches(
+        batch_size=cfg.train.batch_size,
+        batch_format="numpy",
+        local_shuffle_buffer_size=max(4 * cfg.train.batch_size, 256),
+        local_shuffle_seed=cfg.train.seed + epoch * 997 + rank,
+        drop_last=world > 1,
+    ):
+        ready = training_batch(batch, cfg, rng)
+        yield {
+            name: torch.from_numpy(np.ascontiguousarray(ready[name])).to(device)
+            for name in ("input", "target", "target_mask", "frame_mask", "key_mask")
+        }
+
+
 # ----------------------------------------------------------------------------------------------
 # The per-worker loop
 
@@ -164,15 +210,7 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
         began = time.perf_counter()
         model.train()
         total, count = 0.0, 0
-        for step, batch in enumerate(
-            train_shard.iter_torch_batches(
-                batch_size=cfg.train.batch_size,
-                local_shuffle_buffer_size=max(4 * cfg.train.batch_size, 256),
-                local_shuffle_seed=cfg.train.seed + epoch * 997 + rank,
-                device=device,
-                drop_last=world > 1,
-            )
-        ):
+        for step, batch in enumerate(train_batches(train_shard, cfg, epoch, rank, world, device)):
             if step >= steps_per_epoch:
                 break
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):

@@ -20,6 +20,7 @@ from hanet.cli import exit_on_user_error, init_ray, setup_logging
 from hanet.config import ConfigError, load_config
 from hanet.io.location import parse_location
 from hanet.preprocessing import run_preprocess
+from hanet.sources import sources_for
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 
@@ -28,13 +29,15 @@ app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 def preprocess(
     config: Annotated[Path, typer.Option(help="YAML config.")] = DEMO_CONFIG,
     input: Annotated[
-        str,
+        list[str] | None,
         typer.Option(
             "--input",
             help="Folder holding groundtruth_poses/ and detected_poses/ (or its parent holding "
-            "data/), or a folder/prefix of .npz/.json/.parquet files; local or s3://.",
+            "data/), or a folder/prefix of .npz/.json/.parquet files; local or s3://. Repeat "
+            "to mix several inputs into one dataset (default: data.sources of the config, "
+            "else the bundled sample).",
         ),
-    ] = str(SAMPLE_DIR),
+    ] = None,
     output: Annotated[str, typer.Option(help="Dataset folder or s3:// prefix.")] = str(
         DEMO_OUTPUT / "dataset"
     ),
@@ -54,13 +57,18 @@ def preprocess(
         if on_error not in ("fail", "skip"):
             raise ConfigError(f"--on-error must be 'fail' or 'skip', not {on_error!r}")
         cfg = load_config(config, set_ or [])
-        source, target = parse_location(input), parse_location(output)
+        inputs = [parse_location(i) for i in input or ([] if cfg.data.sources else [SAMPLE_DIR])]
+        sources, target = sources_for(cfg, inputs), parse_location(output)
         init_ray(verbose=verbose)
-        result = run_preprocess(cfg, source, target, on_error, overwrite, cpus_per_task)
+        result = run_preprocess(cfg, sources, target, on_error, overwrite, cpus_per_task)
     manifest = result.manifest
     if result.skipped:
         typer.echo(f"{target.uri}: up to date (same inputs and config); nothing written")
         return manifest
+    if len(manifest.get("sources", [])) > 1:
+        for info in manifest["sources"]:
+            counts = ", ".join(f"{k} {v['sequences']}" for k, v in info["splits"].items())
+            typer.echo(f"input {info['input']}: {counts} sequences")
     for split, info in manifest["splits"].items():
         typer.echo(
             f"{split:>5}: {info['sequences']:6d} sequences {info['frames']:8d} frames "

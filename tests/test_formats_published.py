@@ -6,13 +6,15 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 from posedata import model_config, pose_set, sample_arrays, sample_subset, write_pair
 from scipy.spatial.transform import Rotation
 
-from hanet.data.normalise import denormalise, filled_input, normalise, target_mask
+from hanet.data.normalise import denormalise, filled_input, input_norm, target_mask
+from hanet.data.schema import Sequence
 from hanet.data.windows import window_arrays
 from hanet.evaluation import evaluate_method
 from hanet.formats.common import ReadError
@@ -39,6 +41,13 @@ from hanet.skeletons import H36M_TO_LSP14
 
 # ----------------------------------------------------------------------------------------------
 # The published layout
+
+
+def published_units(seq: Sequence) -> SimpleNamespace:
+    """The whole sequence as one window in published model units, with its map back."""
+    raw = filled_input(seq)[None]
+    norm = input_norm(raw, np.ones(raw.shape[:2], bool), seq, "published")
+    return SimpleNamespace(input=norm.apply(raw)[0], scale=norm.scale[0], offset=norm.offset[0])
 
 
 def test_jhmdb_2d_from_sample(tmp_path: Path, sample_dir: Path) -> None:
@@ -90,7 +99,7 @@ def test_2d_missing_joints_are_masked_and_filled(tmp_path: Path, sample_dir: Pat
     assert not np.isnan(seq.pred).any() and seq.pred[5, 3].tolist() == [0.0, 0.0]
     assert not seq.labelled_joints()[6, 2] and seq.labelled_joints().sum() == frames * 15 - 1
     # Filled before normalisation: interpolated in time, never 0 and never NaN.
-    norm = normalise(seq)
+    norm = published_units(seq)
     assert np.isfinite(norm.input).all()
     raw = poses.reshape(frames, 15, 2)
     expected = (raw[4, 3] + raw[6, 3]) / 2 / np.array([320, 240])
@@ -122,9 +131,9 @@ def test_h36m_and_aist_3d(tmp_path: Path) -> None:
     assert np.array_equal(seqs[1].gt, gt[1].reshape(9, 17, 3))
     assert seqs[0].fps == 50.0 and seqs[0].image_size is None
     # Root-relative around the pelvis, exactly invertible up to one float32 rounding.
-    norm = normalise(seqs[0])
+    norm = published_units(seqs[0])
     assert np.abs(norm.input[:, 0]).max() == 0.0
-    back = denormalise(norm.input, norm.scale, norm.input_offset)
+    back = denormalise(norm.input, norm.scale, norm.offset)
     np.testing.assert_allclose(back, seqs[0].pred, rtol=0, atol=1e-6)
     # AIST++: 14 joints already in LSP order.
     aist = pose_set([7], 14, 3, seed=2)
@@ -132,7 +141,7 @@ def test_h36m_and_aist_3d(tmp_path: Path) -> None:
     (seq,) = read_published_pair(pair, "lsp14", "3D")
     assert np.array_equal(seq.pred, aist[0].reshape(7, 14, 3)) and seq.split == "train"
     # Hip-centred: LSP's roots are the two hips (2, 3).
-    norm = normalise(seq)
+    norm = published_units(seq)
     np.testing.assert_allclose(norm.input[:, [2, 3]].mean(axis=1), 0, atol=1e-6)
 
 
@@ -234,8 +243,9 @@ def test_file_level_problems(tmp_path: Path) -> None:
     ):
         read_published_pair(pair, "jhmdb", "2D", errors=[])  # counts: always the whole file
     pair = write_pair(tmp_path, "ds", "est", "val", {"joints_2d": gt}, {"joints_2d": gt})
-    with pytest.raises(ReadError, match="2D ground truth needs 'imgshape'"):
-        read_published_pair(pair, "jhmdb", "2D")
+    # Without 'imgshape' the image size is unknown: fine for body normalisation, which needs
+    # none (published normalisation reports it when it needs it).
+    assert [s.image_size for s in read_published_pair(pair, "jhmdb", "2D")] == [None, None]
     pair = write_pair(
         tmp_path, "ds", "est", "x", {"joints_2d": gt, "imgshape": shapes[:1]}, {"joints_2d": gt}
     )

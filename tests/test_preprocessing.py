@@ -22,7 +22,7 @@ import pyarrow.parquet as pq
 import pytest
 from posedata import Evil, sample_arrays, sample_subset, write_npz, write_pair
 
-from hanet.config import Config, load_config
+from hanet.config import Config, ConfigError, load_config
 from hanet.data.arrow import check_schema
 from hanet.data.normalise import denormalise, filled_input
 from hanet.data.schema import Sequence
@@ -33,6 +33,7 @@ from hanet.formats.safe_npz import load_npz
 from hanet.io.location import Location, parse_location
 from hanet.io.storage import copy_file, fingerprint, list_files
 from hanet.preprocessing import run_preprocess
+from hanet.sources import sources_for
 from hanet.training import read_window_dataset
 
 pytestmark = pytest.mark.ray
@@ -205,7 +206,7 @@ def test_windows_equal_sources_and_cover_every_test_frame(local_run, layout: Pat
     assert not result.skipped and result.errors == []
     manifest = result.manifest
     stored = load_manifest(output)
-    assert stored["schema_version"] == manifest["schema_version"] == "3"
+    assert stored["schema_version"] == manifest["schema_version"] == "4"
     assert set(stored["splits"]) == {"train", "val", "test"}
     assert stored["splits"]["test"]["sequences"] == 4 and stored["errors"] == 0
     # The manifest lists every file with its size (added by the staged commit).
@@ -306,8 +307,8 @@ def test_outputs_that_must_not_be_replaced(local_run, layout: Path, tmp_path: Pa
         run_preprocess(demo_config("data.dataset=nope"), source, parse_location(tmp_path / "o"))
     with pytest.raises(DatasetError, match="test_stride_q=9"):
         run_preprocess(demo_config("data.test_stride_q=9"), source, parse_location(tmp_path / "o"))
-    with pytest.raises(DatasetError, match="data.layout: unknown joint layout 'nope'"):
-        run_preprocess(demo_config("data.layout=nope"), source, parse_location(tmp_path / "o"))
+    with pytest.raises(ConfigError, match="data.layout: unknown joint layout 'nope'"):
+        demo_config("data.layout=nope")  # the config itself refuses it
     assert sorted(p.name for p in tmp_path.iterdir()) == ["file", "home", "repo"]
 
 
@@ -443,9 +444,45 @@ def test_3d_sample_with_h36m_config(ray_session: Any, sample_dir: Path, tmp_path
     output = parse_location(tmp_path / "out")
     result = run_preprocess(cfg, parse_location(root), output)
     assert set(result.manifest["splits"]) == {"train", "test"}
-    assert result.manifest["layout"] == "h36m17" and result.manifest["window_size"] == 101
+    assert result.manifest["layout"]["name"] == "h36m17" and result.manifest["window_size"] == 101
     splits = check_dataset(output, cfg)
     assert all(s.representation == "3D" for s in splits["test"].values())
+
+
+@pytest.mark.ray
+def test_several_inputs_mix_into_one_dataset(
+    ray_session: Any, sample_dir: Path, tmp_path: Path
+) -> None:
+    """Two sources with their own names: one dataset, every sequence once, the manifest
+    accounting for each; the same with data.sources in the config; body normalisation needs
+    no image size."""
+    first = sample_subset(sample_dir, tmp_path / "a", counts={"train": 5, "test": 2})
+    gt, det = sample_arrays(sample_dir, "mocap2d", "simplebaseline", "train")
+    keep = slice(20, 26)
+    write_pair(
+        tmp_path / "b",
+        "other2d",
+        "tracker",
+        "train",
+        {k: list(v[keep]) for k, v in gt.items() if k != "imgshape"},
+        {k: list(v[keep]) for k, v in det.items()},
+    )
+    cfg = demo_config("data.dataset=null", "data.estimator=null", "data.normalisation=body")
+    sources = sources_for(cfg, [parse_location(first), parse_location(tmp_path / "b")])
+    result = run_preprocess(cfg, sources, parse_location(tmp_path / "out"))
+    per_input = {s["input"]: s["splits"] for s in result.manifest["sources"]}
+    assert sum(v["sequences"] for v in per_input[parse_location(first).uri].values()) == 7
+    other = per_input[parse_location(tmp_path / "b").uri]
+    assert sum(v["sequences"] for v in other.values()) == 6 and "test" not in other
+    splits = check_dataset(parse_location(tmp_path / "out"), cfg)
+    ids = {i for seqs in splits.values() for i in seqs}
+    assert len(ids) == 13 and sum(i.startswith("other2d_tracker_train") for i in ids) == 6
+    # The same inputs listed in the config, in the other order: the same sequences.
+    listed = cfg.replace({"data.sources": [{"path": str(tmp_path / "b")}, {"path": str(first)}]})
+    again = run_preprocess(listed, sources_for(listed), parse_location(tmp_path / "out2"))
+    assert again.frames == result.frames and again.windows == result.windows
+    with pytest.raises(DatasetError, match="no input"):
+        sources_for(cfg)
 
 
 @pytest.mark.cli

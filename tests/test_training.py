@@ -14,7 +14,7 @@ import pytest
 
 from hanet.checkpoint import load_checkpoint, load_model
 from hanet.config import TrainConfig, load_config
-from hanet.dataset import load_split
+from hanet.dataset import DatasetError, load_manifest, load_split
 from hanet.io.location import parse_location
 from hanet.io.storage import exists, list_files, read_bytes, read_text
 from hanet.preprocessing import run_preprocess
@@ -179,3 +179,29 @@ def test_checkpoints_on_s3_and_resume_continues(tiny_dataset, s3_server):
     import torch
 
     assert torch.isfinite(model(torch.from_numpy(windows)).final).all()
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+def test_augmented_training_reads_longer_windows(ray_session, sample_dir, tmp_path):
+    """Time augmentation needs longer stored training windows: preprocessing makes them, the
+    loop augments and cuts them every epoch, and a dataset without them is refused."""
+    augment = ["augment.speed_min=0.8", "augment.speed_max=1.5", "augment.mirror=0.5"]
+    cfg = load_config(
+        "configs/demo_2D.yaml",
+        [*TINY, "train.num_workers=1", "train.epochs=2", "data.normalisation=body", *augment],
+    )
+    dataset = parse_location(tmp_path / "dataset")
+    run_preprocess(cfg, parse_location(str(sample_dir)), dataset)
+    manifest = load_manifest(dataset)
+    assert manifest["window_size"] == 5 and manifest["train_window_size"] == 7
+    output = parse_location(tmp_path / "run")
+    build_trainer(cfg, dataset, output).fit()
+    records = _metrics(output)
+    assert [r["epoch"] for r in records] == [0, 1]
+    assert all(
+        np.isfinite(r["train_loss"]) and np.isfinite(r["val_position_error"]) for r in records
+    )
+    faster = cfg.replace(["augment.speed_max=2.0"])
+    with pytest.raises(DatasetError, match=r"augment.speed_max=2.0 needs 9"):
+        build_trainer(faster, dataset, parse_location(tmp_path / "run2"))

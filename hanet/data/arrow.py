@@ -38,8 +38,8 @@ __all__ = [
     "window_table",
 ]
 
-# 3: window arrays became fixed-size lists.
-SCHEMA_VERSION = "3"
+# 3: window arrays became fixed-size lists; 4: sequences gained ``skeleton``.
+SCHEMA_VERSION = "4"
 _VERSION_KEY = b"hanet.schema_version"
 _KIND_KEY = b"hanet.kind"
 # Declared (not built-in) layouts of a sequence table, by name: JSON of their declared form.
@@ -120,6 +120,7 @@ SEQUENCE_SCHEMA = pa.schema(
         pa.field("bbox", _f32_list()),  # [T, 4] x1, y1, x2, y2 (pixels)
         pa.field("frame_names", pa.list_(pa.string())),  # [T]
         pa.field("source", pa.string()),
+        pa.field("skeleton", _f32_list()),  # [J, 3] rest bone offsets (metres)
     ],
     metadata=_metadata("sequence"),
 )
@@ -187,6 +188,8 @@ _ARRAY_COLUMNS: dict[str, tuple[Any, Any]] = {
     "confidence": (np.float32, lambda j, d: (j,)),
     "bbox": (np.float32, lambda j, d: (4,)),
 }
+# Per-sequence (not per-frame) arrays: (numpy dtype, shape given (J, D)).
+_SEQUENCE_ARRAYS: dict[str, tuple[Any, Any]] = {"skeleton": (np.float32, lambda j, d: (j, 3))}
 
 
 def _scalars(seq: Sequence) -> dict[str, Any]:
@@ -214,7 +217,7 @@ def _sequence_batch(sequences: list[Sequence]) -> pa.RecordBatch:
     columns: dict[str, pa.Array] = {}
     for name in SEQUENCE_SCHEMA.names:
         field_type = SEQUENCE_SCHEMA.field(name).type
-        if name in _ARRAY_COLUMNS:
+        if name in _ARRAY_COLUMNS or name in _SEQUENCE_ARRAYS:
             values = [getattr(s, name) for s in sequences]
             columns[name] = ragged_list(values, field_type.value_type)
         elif name == "frame_names":
@@ -271,6 +274,11 @@ def _row_to_sequence(row: dict[str, Any]) -> Sequence:
         if value is not None:
             value = np.asarray(value, dtype=dtype).reshape((frames, *shape(joints, dims)))
         arrays[name] = value
+    for name, (dtype, shape) in _SEQUENCE_ARRAYS.items():
+        value = row.get(name)
+        if value is not None:
+            value = np.asarray(value, dtype=dtype).reshape(shape(joints, dims))
+        arrays[name] = value
     if arrays["pred"] is None:
         raise SchemaError(f"sequence {row.get('sequence_id')!r}: no poses")
     return Sequence(
@@ -304,10 +312,11 @@ def table_to_sequences(table: pa.Table, where: str = "<table>") -> list[Sequence
     if missing:
         raise SchemaError(f"{where}: missing column(s) {missing}")
     declared = _declared_layouts(table.schema, where)
-    scalars = table.select([n for n in table.column_names if n not in _ARRAY_COLUMNS]).to_pylist()
+    array_names = [*_ARRAY_COLUMNS, *_SEQUENCE_ARRAYS]
+    scalars = table.select([n for n in table.column_names if n not in array_names]).to_pylist()
     arrays = {
         name: from_ragged_list(table.column(name))
-        for name in _ARRAY_COLUMNS
+        for name in array_names
         if name in table.column_names
     }
     sequences = []
@@ -328,8 +337,9 @@ def table_to_sequences(table: pa.Table, where: str = "<table>") -> list[Sequence
 # ----------------------------------------------------------------------------------------------
 # Windows
 
-# Numeric window columns the trainer feeds to torch (strings cannot be batched).
-WINDOW_BATCH_COLUMNS = ("input", "target", "target_mask", "frame_mask", "key_mask")
+# Numeric window columns the trainer reads (strings cannot be batched); ``scale`` lets the
+# augmentation work in isotropic units.
+WINDOW_BATCH_COLUMNS = ("input", "target", "target_mask", "frame_mask", "key_mask", "scale")
 
 
 def window_table(parts: list[dict[str, np.ndarray]]) -> pa.Table:
@@ -350,7 +360,7 @@ def window_batch(batch: pa.Table) -> dict[str, np.ndarray]:
 
     Shape:
         input, target: ``[B, T, C]`` float32; target_mask: ``[B, T, C]`` bool;
-        frame_mask, key_mask: ``[B, T]`` bool.
+        frame_mask, key_mask: ``[B, T]`` bool; scale: ``[B, D]`` float32.
     """
     rows = batch.num_rows
     frames = int(batch.column("window_size")[0].as_py()) if rows else 1
@@ -358,6 +368,11 @@ def window_batch(batch: pa.Table) -> dict[str, np.ndarray]:
     for name in WINDOW_BATCH_COLUMNS:
         column = batch.column(name)
         width = column.type.list_size
-        shape = (frames,) if width == frames else (frames, width // frames)
+        if name == "scale":
+            shape: tuple[int, ...] = (width,)
+        elif name in ("frame_mask", "key_mask"):
+            shape = (frames,)
+        else:
+            shape = (frames, width // frames)
         out[name] = from_fixed_list(column, shape)
     return out

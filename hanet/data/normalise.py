@@ -1,8 +1,23 @@
-"""Model units and back: gap filling, normalisation, denormalisation, target masks.
+"""Model units and back: gap filling, per-window normalisation, target masks.
 
 Pure numpy. Missing input joints are filled from their neighbours in time before anything
 reaches the model (a missing joint never enters as a zero); the masks still say they were
 missing.
+
+Every window gets its own affine map to model units, ``units = (x - offset) / scale``, computed
+from the window's *input* (never from ground truth), so training, evaluation and refinement all
+map the same way and a refined window maps back exactly with its own numbers. Two modes
+(``data.normalisation``):
+
+- ``published``: as released. 2D divides by the image width and height (values in [0, 1]); 3D
+  is root-relative metres, frame by frame, around the layout's root joints (the ground truth
+  around its own roots); SMPL 6D rotations are left as they are.
+- ``body``: scale-free. 2D and 3D windows are centred on the body centre (the mean of the
+  root joints over the window) and divided by the body size measured from the window itself:
+  the median over its frames of the keypoint extent ``max(width, height)`` (for 3D, the largest
+  of the three axes). The median ignores the odd frame where an outlier joint stretches the
+  extent; the extent needs no bones, so it works for any layout. This needs nothing but the
+  keypoints: no image size, any camera distance, any resolution. SMPL is left as it is.
 """
 
 from __future__ import annotations
@@ -15,22 +30,63 @@ from hanet.data.schema import SchemaError, Sequence
 from hanet.filters import fill_missing
 from hanet.skeletons import get_layout
 
-__all__ = ["Normalised", "denormalise", "filled_input", "normalise", "target_mask"]
+__all__ = [
+    "NORMALISATIONS",
+    "WindowNorm",
+    "body_norm",
+    "body_size",
+    "denormalise",
+    "filled_input",
+    "filled_target",
+    "input_norm",
+    "target_mask",
+    "target_norm",
+]
+
+NORMALISATIONS = ("published", "body")
+# A body smaller than this (in the data's unit) is degenerate: every joint at one point.
+_MIN_SIZE = 1e-6
 
 
 @dataclass(frozen=True)
-class Normalised:
-    """A sequence in model units, and how to map back: ``x * scale + offset``.
+class WindowNorm:
+    """Per-window affine map to model units: ``units = (x - offset) / scale``.
+
+    Scale and offset are held at float32 precision, the precision they are stored in: the map
+    a reader of a window dataset applies is then exactly the one that made it, and a round trip
+    costs at most one float32 rounding of the value and one of its offset-relative form.
 
     Shape:
-        input, target: [T, J, D]; scale: [D]; input_offset, target_offset: [T, D].
+        scale: ``[W, D]``; offset: ``[W, T, D]``.
     """
 
-    input: np.ndarray
-    target: np.ndarray | None
     scale: np.ndarray
-    input_offset: np.ndarray
-    target_offset: np.ndarray
+    offset: np.ndarray
+
+    def __post_init__(self) -> None:
+        for name in ("scale", "offset"):
+            stored = np.asarray(getattr(self, name), np.float32).astype(np.float64)
+            object.__setattr__(self, name, stored)
+
+    def apply(self, x: np.ndarray) -> np.ndarray:
+        """Original units -> model units (float32).
+
+        Shape:
+            x: ``[W, T, J, D]``; output the same.
+        """
+        units = (np.asarray(x, np.float64) - self.offset[:, :, None, :]) / self.scale[
+            :, None, None, :
+        ]
+        return units.astype(np.float32)
+
+    def invert(self, units: np.ndarray) -> np.ndarray:
+        """Model units -> original units, computed in float64 (one rounding, not two).
+
+        Shape:
+            units: ``[W, T, J, D]``; output the same (float64).
+        """
+        x = np.asarray(units, np.float64) * self.scale[:, None, None, :]
+        return x + self.offset[:, :, None, :]
 
 
 def _fill_joints(x: np.ndarray, present: np.ndarray) -> np.ndarray:
@@ -55,8 +111,9 @@ def filled_input(seq: Sequence) -> np.ndarray:
     return _fill_joints(seq.pred, seq.observed()).astype(np.float32)
 
 
-def _filled_target(seq: Sequence) -> np.ndarray | None:
-    """Ground truth with unlabelled joints filled like the input, for the 3D root only."""
+def filled_target(seq: Sequence) -> np.ndarray | None:
+    """Ground truth with unlabelled joints filled like the input (for its 3D roots); the
+    target mask still excludes them from losses and metrics."""
     if seq.gt is None:
         return None
     labelled = seq.labelled_joints()
@@ -65,59 +122,98 @@ def _filled_target(seq: Sequence) -> np.ndarray | None:
     return _fill_joints(seq.gt, labelled)
 
 
-def normalise(seq: Sequence) -> Normalised:
-    """Model units: 2D divides by image width/height (as published); 3D is root-relative
-    metres around the layout's root joints; SMPL 6D rotations are left as they are.
+def target_mask(seq: Sequence) -> np.ndarray:
+    """[T, J] True where ground truth exists for that frame and joint."""
+    return seq.labelled_joints()
 
-    Missing input joints are first filled (:func:`filled_input`), so they never enter the model
-    as zeros; the masks still say they were missing. Unlabelled target joints stay 0 and are
-    masked out by :func:`target_mask`.
+
+def body_size(windows: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """The body size of each window: the median over its real frames of the per-frame keypoint
+    extent ``max`` over axes of ``(max - min)`` over joints.
+
+    Shape:
+        windows: ``[W, T, J, D]``; valid: ``[W, T]`` (padding excluded); output ``[W]``.
+    """
+    extent = (windows.max(axis=2) - windows.min(axis=2)).max(axis=-1)  # [W, T]
+    masked = np.where(valid, extent, np.nan)
+    return np.maximum(np.nanmedian(masked, axis=1), _MIN_SIZE)
+
+
+def body_norm(windows: np.ndarray, valid: np.ndarray, roots: list[int]) -> WindowNorm:
+    """The scale-free map of each window: centred on the mean of its root joints over its real
+    frames, divided by :func:`body_size`.
+
+    Shape:
+        windows: ``[W, T, J, D]``; valid: ``[W, T]``.
+    """
+    frames, dims = windows.shape[1], windows.shape[-1]
+    weight = valid.astype(np.float64)[:, :, None]  # [W, T, 1]
+    root = windows[:, :, roots, :].mean(axis=2)  # [W, T, D]
+    centre = (root * weight).sum(axis=1) / np.maximum(weight.sum(axis=1), 1.0)  # [W, D]
+    size = body_size(windows, valid)  # [W]
+    scale = np.repeat(size[:, None], dims, axis=1)
+    return WindowNorm(scale, np.repeat(centre[:, None, :], frames, axis=1))
+
+
+def input_norm(windows: np.ndarray, valid: np.ndarray, seq: Sequence, mode: str) -> WindowNorm:
+    """The map to model units of each input window of ``seq``.
+
+    Args:
+        windows: the filled input cut into windows (:func:`filled_input`).
+        valid: False at padding positions.
+        seq: the sequence (its representation, layout and image size).
+        mode: one of :data:`NORMALISATIONS`.
+
+    Shape:
+        windows: ``[W, T, J, D]``; valid: ``[W, T]``.
 
     Raises:
-        SchemaError: 2D input without an image size.
+        SchemaError: published 2D normalisation of a sequence without an image size.
     """
-    pred = filled_input(seq)
-    frames, _, dims = pred.shape
-    gt = seq.gt
-    scale = np.ones(dims, dtype=np.float32)
-    input_offset = np.zeros((frames, dims), dtype=np.float32)
-    target_offset = np.zeros((frames, dims), dtype=np.float32)
+    count, frames, _, dims = windows.shape
+    windows = np.asarray(windows, np.float64)
+    identity = WindowNorm(np.ones((count, dims)), np.zeros((count, frames, dims)))
+    if mode not in NORMALISATIONS:
+        raise ValueError(f"unknown normalisation {mode!r} (known: {NORMALISATIONS})")
+    if seq.representation == "smpl":
+        return identity
+    roots = list(get_layout(seq.layout).roots) or list(range(windows.shape[2]))
+    if mode == "body":
+        return body_norm(windows, valid, roots)
     if seq.representation == "2D":
         if seq.image_size is None:
             raise SchemaError(
-                f"{seq.where()}: 2D input needs the image size (set data.image_width and "
-                "data.image_height when the file does not carry it)"
+                f"{seq.where()}: 2D input needs the image size for data.normalisation="
+                "published (set data.image_width and data.image_height when the file does not "
+                "carry it, or use data.normalisation=body, which needs none)"
             )
-        scale = np.asarray(seq.image_size, dtype=np.float32)
-    elif seq.representation == "3D":
-        layout = get_layout(seq.layout)
-        input_offset = layout.root(pred)[:, 0, :].astype(np.float32)
-        if gt is not None:
-            # A missing root joint in the ground truth would drag the root towards 0.
-            target_offset = layout.root(_filled_target(seq))[:, 0, :].astype(np.float32)
-    norm_input = (pred - input_offset[:, None, :]) / scale
-    norm_target = None if gt is None else (gt - target_offset[:, None, :]) / scale
-    return Normalised(
-        input=norm_input.astype(np.float32),
-        target=None if norm_target is None else norm_target.astype(np.float32),
-        scale=scale,
-        input_offset=input_offset,
-        target_offset=target_offset,
-    )
+        return WindowNorm(
+            np.tile(np.asarray(seq.image_size, np.float64), (count, 1)), identity.offset
+        )
+    return WindowNorm(identity.scale, windows[:, :, roots, :].mean(axis=2))  # 3D: per-frame root
+
+
+def target_norm(targets: np.ndarray, seq: Sequence, mode: str, inputs: WindowNorm) -> WindowNorm:
+    """The map of the ground-truth windows: the input's, except published 3D, which makes the
+    ground truth relative to its own roots frame by frame, as released.
+
+    Shape:
+        targets: ``[W, T, J, D]`` (:func:`filled_target` cut into windows).
+    """
+    if mode == "published" and seq.representation == "3D":
+        roots = list(get_layout(seq.layout).roots) or list(range(targets.shape[2]))
+        return WindowNorm(inputs.scale, np.asarray(targets, np.float64)[:, :, roots].mean(axis=2))
+    return inputs
 
 
 def denormalise(x: np.ndarray, scale: np.ndarray, offset: np.ndarray) -> np.ndarray:
-    """Inverse of :func:`normalise` for [T, J, D] poses with a [T, D] offset.
+    """One window back to original units: ``x * scale + offset``, in float64, returned in
+    ``x``'s floating dtype (one rounding, never two).
 
-    Computed in float64 and returned in ``x``'s floating dtype, so a float32 round trip is off
-    by at most one float32 rounding of the result, never two.
+    Shape:
+        x: ``[T, J, D]``; scale: ``[D]``; offset: ``[T, D]``; output ``[T, J, D]``.
     """
     dtype = np.result_type(x.dtype, np.float32) if hasattr(x, "dtype") else np.float64
     out = np.asarray(x, np.float64) * np.asarray(scale, np.float64)
     out = out + np.asarray(offset, np.float64)[:, None, :]
     return out.astype(dtype)
-
-
-def target_mask(seq: Sequence) -> np.ndarray:
-    """[T, J] True where ground truth exists for that frame and joint."""
-    return seq.labelled_joints()

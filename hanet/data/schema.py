@@ -45,7 +45,7 @@ class Sequence:
 
     Shape:
         pred, gt: [T, J, D]; gt_mask: [T]; joint_mask, gt_joint_mask, confidence: [T, J];
-        bbox: [T, 4].
+        bbox: [T, 4]; skeleton: [J, 3].
     """
 
     sequence_id: str
@@ -65,6 +65,9 @@ class Sequence:
     frame_names: list[str] | None = None
     source: str | None = None
     gt_joint_mask: np.ndarray | None = None
+    # Rest-pose bone offsets from each joint's parent, in metres, where the skeleton is known
+    # (SMPL-style rotations then give joint positions by forward kinematics).
+    skeleton: np.ndarray | None = None
 
     @property
     def num_frames(self) -> int:
@@ -223,6 +226,14 @@ def validate_sequence(seq: Sequence, expected_joints: int | None = None) -> Sequ
         bbox = bbox.astype(np.float32)
         if not np.isfinite(bbox).all():
             raise SchemaError(f"{where}: bbox contains NaN or inf")
+    skeleton = None
+    if seq.skeleton is not None:
+        skeleton = _shaped(
+            _numeric(seq.skeleton, "skeleton", where), (joints, 3), "skeleton", where
+        )
+        skeleton = skeleton.astype(np.float32)
+        if not np.isfinite(skeleton).all():
+            raise SchemaError(f"{where}: skeleton offsets contain NaN or inf")
     image_size = None
     if seq.image_size is not None:
         try:
@@ -255,6 +266,7 @@ def validate_sequence(seq: Sequence, expected_joints: int | None = None) -> Sequ
         bbox=bbox,
         image_size=image_size,
         frame_names=frame_names,
+        skeleton=skeleton,
     )
 
 

@@ -16,7 +16,13 @@ from __future__ import annotations
 import numpy as np
 
 from hanet.config import ModelConfig
-from hanet.data.normalise import normalise, target_mask
+from hanet.data.normalise import (
+    filled_input,
+    filled_target,
+    input_norm,
+    target_mask,
+    target_norm,
+)
 from hanet.data.schema import Sequence
 
 __all__ = [
@@ -265,63 +271,78 @@ def window_position_weights(window_size: int, kind: str) -> np.ndarray | None:
 
 
 def window_starts(
-    num_frames: int, model: ModelConfig, split: str, train_stride: int, test_stride_q: int
+    num_frames: int,
+    model: ModelConfig,
+    split: str,
+    train_stride: int,
+    test_stride_q: int,
+    stored_size: int | None = None,
 ) -> np.ndarray:
-    """Train: every start (or every ``train_stride``-th); otherwise strided windows with a
-    last one aligned to the end, so every frame is covered."""
+    """Train: every start (or every ``train_stride``-th) of windows of ``stored_size`` frames
+    (the model's window unless augmentation needs longer ones); otherwise strided windows of
+    the model's size with a last one aligned to the end, so every frame is covered."""
     size = model.window_size
     if split == "train":
-        return train_starts(num_frames, size, train_stride)
+        return train_starts(num_frames, stored_size or size, train_stride)
     # Raises ValueError when interval * test_stride_q > window_size (frames left uncovered).
     return test_starts(num_frames, size, model.interval * test_stride_q)
 
 
 def window_arrays(
-    seq: Sequence, model: ModelConfig, split: str, train_stride: int = 1, test_stride_q: int = 1
+    seq: Sequence,
+    model: ModelConfig,
+    split: str,
+    train_stride: int = 1,
+    test_stride_q: int = 1,
+    normalisation: str = "published",
+    stored_size: int | None = None,
 ) -> dict[str, np.ndarray]:
     """The windows of one validated sequence as stacked arrays, one per window column.
 
-    Column names and meanings follow :data:`hanet.schema.WINDOW_SCHEMA`; building them with a
-    few numpy slices (no per-window Python work) is what keeps preprocessing close to the
-    speed of writing the bytes.
+    Column names and meanings follow :func:`hanet.data.arrow.window_schema`; building them with
+    a few numpy slices (no per-window Python work) is what keeps preprocessing close to the
+    speed of writing the bytes. Each window is normalised with its own map
+    (:func:`hanet.data.normalise.input_norm`), stored as ``scale`` and the offsets. Training
+    windows hold ``stored_size`` frames when given (the extra frames feed the time
+    augmentation of :mod:`hanet.data.augment`); ``key_mask`` then continues the key-frame
+    pattern over them.
 
     Shape:
         input, target, target_mask: ``[W, T, J * D]``; frame_mask, key_mask: ``[W, T]``;
         input_mask: ``[W, T, J]``; scale: ``[W, D]``; input_offset, target_offset:
         ``[W, T, D]``; sequence_id, split, start, window_size, num_joints, joint_dim: ``[W]``.
     """
-    norm = normalise(seq)
-    size = model.window_size
-    dims = seq.joint_dim
-    channels = seq.num_joints * dims
-    starts = window_starts(seq.num_frames, model, split, train_stride, test_stride_q)
+    joints, dims = seq.num_joints, seq.joint_dim
+    size = stored_size if split == "train" and stored_size else model.window_size
+    starts = window_starts(seq.num_frames, model, split, train_stride, test_stride_q, size)
     count = len(starts)
-    supervised = np.repeat(target_mask(seq), dims, axis=1)  # [T, C]
-    target = np.zeros((seq.num_frames, channels), dtype=np.float32)
-    if norm.target is not None:
+    raw, valid = split_windows(filled_input(seq), starts, size)  # [W, T, J, D]
+    in_norm = input_norm(raw, valid, seq, normalisation)
+    inputs = in_norm.apply(raw)
+    supervised, _ = split_windows(target_mask(seq), starts, size)  # [W, T, J]
+    targets = np.zeros_like(inputs)
+    tg_norm = in_norm
+    if seq.gt is not None:
+        gt_raw, _ = split_windows(filled_target(seq), starts, size)
+        tg_norm = target_norm(gt_raw, seq, normalisation, in_norm)
         # Unknown ground truth is stored as 0 (never as a value relative to some offset).
-        target = np.where(supervised, norm.target.reshape(-1, channels), 0.0).astype(np.float32)
-    inputs, valid = split_windows(norm.input.reshape(-1, channels), starts, size)
-    targets, _ = split_windows(target, starts, size)
-    supervised_w, _ = split_windows(supervised, starts, size)
-    observed_w, _ = split_windows(seq.observed(), starts, size)
-    in_offset, _ = split_windows(norm.input_offset, starts, size)
-    tg_offset, _ = split_windows(norm.target_offset, starts, size)
-    keys = key_frame_mask(size, model.interval)
+        targets = np.where(supervised[..., None], tg_norm.apply(gt_raw), 0.0).astype(np.float32)
+    observed, _ = split_windows(seq.observed(), starts, size)
+    keys = np.arange(size) % model.interval == 0
     return {
         "sequence_id": np.full(count, seq.sequence_id, dtype=object),
         "split": np.full(count, split, dtype=object),
         "start": starts.astype(np.int32),
         "window_size": np.full(count, size, dtype=np.int32),
-        "num_joints": np.full(count, seq.num_joints, dtype=np.int32),
+        "num_joints": np.full(count, joints, dtype=np.int32),
         "joint_dim": np.full(count, dims, dtype=np.int32),
-        "input": inputs.astype(np.float32),
-        "target": targets,
-        "target_mask": supervised_w & valid[:, :, None],
+        "input": inputs.reshape(count, size, joints * dims),
+        "target": targets.reshape(count, size, joints * dims),
+        "target_mask": np.repeat(supervised & valid[:, :, None], dims, axis=2),
         "frame_mask": valid,
         "key_mask": np.broadcast_to(keys, (count, size)),
-        "input_mask": observed_w & valid[:, :, None],
-        "scale": np.broadcast_to(norm.scale, (count, dims)),
-        "input_offset": in_offset,
-        "target_offset": tg_offset,
+        "input_mask": observed & valid[:, :, None],
+        "scale": in_norm.scale.astype(np.float32),
+        "input_offset": in_norm.offset.astype(np.float32),
+        "target_offset": tg_norm.offset.astype(np.float32),
     }

@@ -8,9 +8,13 @@ file, the sequence and the problem.
 
 from __future__ import annotations
 
+import io
 import logging
+from collections.abc import Mapping
+from collections.abc import Sequence as Seq
 from dataclasses import dataclass
 from pathlib import PurePosixPath
+from typing import Any
 
 import numpy as np
 
@@ -25,11 +29,17 @@ from hanet.formats.npz_layout import (
 )
 from hanet.formats.safe_npz import load_npz
 from hanet.io.location import Location
-from hanet.io.storage import is_dir, list_files
+from hanet.io.storage import is_dir, list_files, write_bytes_atomic
 
 log = logging.getLogger(__name__)
 
-__all__ = ["PublishedPair", "find_published_pairs", "find_published_root", "read_published_pair"]
+__all__ = [
+    "PublishedPair",
+    "find_published_pairs",
+    "find_published_root",
+    "read_published_pair",
+    "write_published_pair",
+]
 
 
 @dataclass(frozen=True)
@@ -129,8 +139,8 @@ def read_published_pair(
     det_names = per_sequence(det_arrays, "imgname", count, det_where)
     sizes = image_sizes(gt_arrays, count, gt_where)
     bboxes = per_sequence(gt_arrays, "bbox", count, gt_where)
-    if representation == "2D" and sizes is None:
-        raise ReadError(f"{gt_where}: 2D ground truth needs 'imgshape' (image height, width)")
+    # The rest skeleton of each sequence, where the file knows it (SMPL rotations -> joints).
+    skeletons = per_sequence(gt_arrays, "skeleton_offsets", count, gt_where)
     split = {"train": "train", "test": "test", "val": "val", "valid": "val"}.get(pair.split)
     sequences = []
     mismatched_names = 0
@@ -178,6 +188,7 @@ def read_published_pair(
                 split=split,
                 frame_names=names or det_frame_names,
                 source=det_where,
+                skeleton=skeletons[index] if skeletons is not None else None,
             )
             sequences.append(validated(seq, where))
         except (ReadError, ValueError, TypeError) as err:
@@ -195,3 +206,37 @@ def read_published_pair(
             count,
         )
     return sequences
+
+
+def _npz_bytes(arrays: Mapping[str, Seq[Any]]) -> bytes:
+    entries = {}
+    for key, values in arrays.items():
+        column = np.empty(len(values), dtype=object)  # one entry per sequence, as published
+        for index, value in enumerate(values):
+            column[index] = np.asarray(value)
+        entries[key] = column
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, allow_pickle=True, **entries)
+    return buffer.getvalue()
+
+
+def write_published_pair(
+    root: Location,
+    dataset: str,
+    estimator: str,
+    split: str,
+    gt: Mapping[str, Seq[Any]],
+    detected: Mapping[str, Seq[Any]],
+) -> PublishedPair:
+    """Write one split in the published layout under ``root`` (each key a list with one entry
+    per sequence, as :func:`read_published_pair` reads them), both files atomically."""
+    pair = PublishedPair(
+        dataset,
+        estimator,
+        split,
+        root.join("groundtruth_poses", dataset, f"{dataset}_gt_{split}.npz"),
+        root.join("detected_poses", dataset, estimator, f"{dataset}_{estimator}_{split}.npz"),
+    )
+    write_bytes_atomic(pair.gt, _npz_bytes(gt))
+    write_bytes_atomic(pair.detected, _npz_bytes(detected))
+    return pair

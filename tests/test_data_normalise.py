@@ -1,0 +1,66 @@
+"""hanet.data.normalise: gap filling and the per-window maps to model units."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+from posedata import seq2d
+
+from hanet.data.normalise import body_size, filled_input, input_norm, target_norm
+from hanet.data.schema import SchemaError, Sequence, validate_sequence
+from hanet.data.windows import split_windows, test_starts
+
+
+def _windows(seq: Sequence, size: int = 5, step: int = 2):
+    starts = test_starts(seq.num_frames, size, step)
+    return split_windows(filled_input(seq), starts, size)
+
+
+def test_body_normalisation_round_trips_and_ignores_where_and_how_big(tmp_path) -> None:
+    seq = validate_sequence(seq2d(12))
+    raw, valid = _windows(seq)
+    norm = input_norm(raw, valid, seq, "body")
+    units = norm.apply(raw)
+    np.testing.assert_allclose(norm.invert(units), raw, rtol=0, atol=1e-4)
+    # Centred on the mean root over the window, and one body size across.
+    roots = list(seq.layout.roots)
+    np.testing.assert_allclose(units[:, :, roots].mean(axis=(1, 2)), 0.0, atol=1e-5)
+    np.testing.assert_allclose(body_size(units.astype(np.float64), valid), 1.0, rtol=1e-5)
+    # The same person twice as big and elsewhere in the image gives the same model input.
+    moved = dataclasses.replace(seq, pred=seq.pred * 2.0 + np.array([100.0, -40.0], np.float32))
+    raw2, _ = _windows(moved)
+    np.testing.assert_allclose(input_norm(raw2, valid, moved, "body").apply(raw2), units, atol=1e-5)
+
+
+def test_body_size_is_the_median_extent_and_skips_padding() -> None:
+    windows = np.zeros((1, 5, 3, 2))
+    windows[0, :, 1, 0] = [4.0, 4.0, 6.0, 100.0, 5.0]  # one outlier frame (index 3)
+    valid = np.array([[True, True, True, True, False]])
+    assert body_size(windows, valid)[0] == pytest.approx(5.0)  # median of 4, 4, 6, 100
+    assert body_size(np.zeros((1, 2, 3, 2)), np.ones((1, 2), bool))[0] > 0  # never zero
+
+
+def test_published_2d_needs_the_image_size_and_body_does_not() -> None:
+    seq = validate_sequence(dataclasses.replace(seq2d(12), image_size=None))
+    raw, valid = _windows(seq)
+    with pytest.raises(SchemaError, match="needs the image size.*normalisation=body"):
+        input_norm(raw, valid, seq, "published")
+    assert np.isfinite(input_norm(raw, valid, seq, "body").apply(raw)).all()
+
+
+def test_published_3d_ground_truth_is_relative_to_its_own_root() -> None:
+    rng = np.random.default_rng(0)
+    pred = rng.normal(size=(9, 17, 3)).astype(np.float32)
+    gt = pred + 0.5  # the same pose, shifted: root-relative, they agree
+    seq = validate_sequence(Sequence("s", "h36m17", "3D", pred, gt=gt))
+    raw, valid = _windows(seq)
+    gt_raw, _ = split_windows(seq.gt, test_starts(9, 5, 2), 5)
+    inputs = input_norm(raw, valid, seq, "published")
+    targets = target_norm(gt_raw, seq, "published", inputs)
+    np.testing.assert_allclose(targets.apply(gt_raw), inputs.apply(raw), atol=1e-5)
+    assert target_norm(gt_raw, seq, "body", inputs) is inputs
+    smpl = validate_sequence(Sequence("r", "smpl24", "smpl", np.ones((6, 24, 6), np.float32)))
+    raw6, valid6 = _windows(smpl)
+    np.testing.assert_array_equal(input_norm(raw6, valid6, smpl, "body").apply(raw6), raw6)
