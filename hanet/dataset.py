@@ -46,6 +46,7 @@ __all__ = [
     "evaluation_sequences",
     "load_manifest",
     "load_split",
+    "sequence_files",
     "window_files",
 ]
 
@@ -96,10 +97,22 @@ def window_files(dataset: Location, split: str) -> list[Location]:
     return [dataset.join(*f.split("/")) for f in files]
 
 
+def sequence_files(dataset: Location, split: str) -> list[Location]:
+    """The sequence-Parquet parts of one split of a committed dataset."""
+    parts = committed_manifest(dataset)["splits"].get(split, {}).get("sequence_files", [])
+    return [dataset.join(*part.split("/")) for part in parts]
+
+
 def load_split(dataset: Location, split: str) -> list[Sequence]:
-    """The validated sequences of one split (none when the dataset has no such split)."""
-    target = dataset.join("sequences", f"{split}.parquet")
-    return read_sequence_parquet(target) if exists(target) else []
+    """The validated sequences of one split, by id (none when the dataset has no such
+    split; a folder that is no dataset but holds ``sequences/<split>.parquet`` reads that)."""
+    if load_manifest(dataset) is None:
+        single = dataset.join("sequences", f"{split}.parquet")
+        return read_sequence_parquet(single) if exists(single) else []
+    sequences = [
+        seq for part in sequence_files(dataset, split) for seq in read_sequence_parquet(part)
+    ]
+    return sorted(sequences, key=lambda seq: seq.sequence_id)
 
 
 def check_shape(dataset: Location, manifest: dict[str, Any], cfg: Config) -> None:

@@ -12,7 +12,6 @@ import hashlib
 import io
 import json
 import logging
-import pickle
 import time
 from collections.abc import Sequence as Seq
 from dataclasses import dataclass, field
@@ -22,13 +21,12 @@ import numpy as np
 import pyarrow.parquet as pq
 import ray
 import ray.data
-from ray.data.expressions import col
 
 from hanet.config import Config
 from hanet.data.arrow import SCHEMA_VERSION, window_table
 from hanet.data.augment import stored_window_size
 from hanet.data.schema import Sequence
-from hanet.data.splits import find_leaks
+from hanet.data.splits import clip_folders
 from hanet.data.windows import window_arrays
 from hanet.dataset import (
     ERRORS,
@@ -97,8 +95,7 @@ def write_window_shards(
         for begin in range(0, table.num_rows, cfg.data.shard_rows):
             chunk = table.slice(begin, cfg.data.shard_rows)
             first_id, first_start = chunk.column("sequence_id")[0], chunk.column("start")[0]
-            key = f"{first_id.as_py()}:{first_start.as_py()}:{chunk.num_rows}"
-            name = f"part-{hashlib.sha1(key.encode()).hexdigest()[:16]}.parquet"
+            name = _part_name(first_id.as_py(), first_start.as_py(), chunk.num_rows)
             buffer = io.BytesIO()
             pq.write_table(chunk, buffer, compression="zstd")
             write_bytes_atomic(staging.join("windows", split, name), buffer.getvalue())
@@ -187,98 +184,49 @@ def run_preprocess(
         log.info("%s is up to date (same inputs and config); nothing to do", output.uri)
         return PreprocessResult(existing, skipped=True, seconds=time.perf_counter() - began)
 
-    # [1] Read and validate every source in parallel.
+    # [1] In parallel, one Ray task per input file (or chunk of a large pair): read, validate,
+    # window, normalise and write window shards and sequence parts into the staging folder.
+    # Everything staged is discarded if the run fails below, so writing early loses nothing.
     log.info("reading %d file(s) from %s", len(tasks), ", ".join(s.label for s in sources))
-    # Items are task numbers: a PublishedPair is no Arrow value, and the list travels once,
-    # with the function.
-    read = (
-        ray.data.from_items(
-            [{"task": i} for i in range(len(tasks))], override_num_blocks=max(1, len(tasks))
-        )
-        .flat_map(lambda item: read_source(tasks[item["task"]], cfg), num_cpus=cpus_per_task)
-        .materialize()
-    )
-    columns = ["error", "sequence_id", "source", "split", "frames", "input"]
-    summary = read.select_columns(columns).take_all()
-    errors = [row["error"] for row in summary if row["error"] is not None]
-    summary = [row for row in summary if row["error"] is None]
-    duplicates = _duplicate_ids(summary)
-    if duplicates:
-        # Not a bad sequence but a naming clash: skipping either side would be arbitrary.
-        raise DatasetError(
-            f"{len(duplicates)} duplicate sequence id(s); nothing was written:\n  "
-            + "\n  ".join(duplicates[:20])
-        )
-    if errors and on_error == "fail":
-        listed = "\n  ".join(errors[:20])
-        more = f"\n  ... and {len(errors) - 20} more" if len(errors) > 20 else ""
-        raise DatasetError(
-            f"{len(errors)} bad input(s); nothing was written:\n  {listed}{more}\n"
-            "(use --on-error skip to write the good sequences and report the bad ones)"
-        )
-    if not summary:
-        raise DatasetError(
-            f"{', '.join(s.location.uri for s in sources)}: no valid sequence found; nothing "
-            "was written" + (f" ({len(errors)} bad input(s), e.g. {errors[0]})" if errors else "")
-        )
-    if errors:
-        log.warning("skipping %d bad input(s), e.g. %s", len(errors), errors[0])
-    stages["read"] = time.perf_counter() - began - sum(stages.values())
-    log.info(
-        "read %d sequence(s), %d frame(s) in %.1f s",
-        len(summary),
-        sum(row["frames"] for row in summary),
-        stages["read"],
-    )
-    # Error rows have 0 frames and valid sequences at least 1: an Arrow-native filter.
-    good = read.filter(expr=col("frames") > 0)
-
-    # Batches of about shard_rows windows, so each batch writes about one shard per split.
-    frames_per_seq = float(np.mean([row["frames"] for row in summary]))
-    windows_per_seq = max(1.0, frames_per_seq / max(1, cfg.data.train_stride))
-    seqs_per_batch = max(1, int(cfg.data.shard_rows / windows_per_seq))
-
     with StagedDirectory(output) as staged:
-        # [2] Window, normalise and write shards in parallel over sequences.
-        def shard_batch(batch: dict[str, np.ndarray]) -> dict[str, list]:
-            sequences = [pickle.loads(p) for p in batch["payload"]]
-            written = write_window_shards(sequences, cfg, staged.staging)
-            return {"record": [json.dumps(w) for w in written]}
 
-        n_blocks = max(1, min(len(summary) // seqs_per_batch + 1, 64))
-        records = (
-            good.select_columns(["payload"])
-            .repartition(n_blocks)
-            .map_batches(shard_batch, batch_size=seqs_per_batch, num_cpus=cpus_per_task)
+        def process(batch: dict[str, np.ndarray]) -> dict[str, list]:
+            records = []
+            for task in batch["task"]:
+                records += process_task(tasks[int(task)], cfg, staged.staging)
+            return {"record": [json.dumps(r) for r in records]}
+
+        # Items are task numbers: a PublishedPair is no Arrow value, and the list travels
+        # once, with the function.
+        rows = (
+            ray.data.from_items(
+                [{"task": i} for i in range(len(tasks))], override_num_blocks=max(1, len(tasks))
+            )
+            .map_batches(process, batch_size=1, num_cpus=cpus_per_task)
             .take_all()
         )
-        shards = sorted((json.loads(r["record"]) for r in records), key=lambda w: w["file"])
-        stages["windows"] = time.perf_counter() - began - sum(stages.values())
+        records = [json.loads(row["record"]) for row in rows]
+        stages["read_window_write"] = time.perf_counter() - began - sum(stages.values())
+        summary = [r for r in records if r["kind"] == "sequence"]
+        errors = list(dict.fromkeys(r["error"] for r in records if r["kind"] == "error"))
+        _check_outcome(summary, errors, on_error, sources)
+        shards = sorted((r for r in records if r["kind"] == "shard"), key=lambda r: r["file"])
         log.info(
-            "wrote %d window(s) in %d shard(s) in %.1f s",
-            sum(s["windows"] for s in shards),
+            "read %d sequence(s), %d frame(s); wrote %d window(s) in %d shard(s) in %.1f s",
+            len(summary),
+            sum(r["frames"] for r in summary),
+            sum(r["windows"] for r in shards),
             len(shards),
-            stages["windows"],
+            stages["read_window_write"],
         )
-
-        # [3] The validated sequences themselves, one file per split, for evaluation.
-        by_split: dict[str, list[Sequence]] = {}
-        for batch in good.select_columns(["payload"]).iter_batches(batch_format="numpy"):
-            for payload in batch["payload"]:
-                seq = pickle.loads(payload)
-                by_split.setdefault(seq.split or "infer", []).append(seq)
-        for split, seqs in by_split.items():
-            seqs.sort(key=lambda s: s.sequence_id)
-            write_sequence_parquet(staged.staging.join("sequences", f"{split}.parquet"), seqs)
-        stages["sequences"] = time.perf_counter() - began - sum(stages.values())
         if errors:
+            log.warning("skipping %d bad input(s), e.g. %s", len(errors), errors[0])
             write_bytes_atomic(
                 staged.staging.join(ERRORS), (json.dumps(errors, indent=2) + "\n").encode()
             )
         # Validation is carved from train, so both sides count as "seen in training".
-        leaks = find_leaks(
-            by_split.get("train", []) + by_split.get("val", []), by_split.get("test", [])
-        )
+        seen = {c for r in summary if r["split"] in ("train", "val") for c in r["clips"]}
+        leaks = sorted({c for r in summary if r["split"] == "test" for c in r["clips"]} & seen)
         if leaks:
             log.warning(
                 "%d clip(s) appear in both train and test (e.g. %s): test scores would be "
@@ -286,18 +234,6 @@ def run_preprocess(
                 len(leaks),
                 leaks[0],
             )
-        splits = {}
-        for split in SPLIT_ORDER:
-            seqs = by_split.get(split, [])
-            split_shards = [s for s in shards if s["split"] == split]
-            if not seqs:
-                continue
-            splits[split] = {
-                "sequences": len(seqs),
-                "frames": int(sum(s.num_frames for s in seqs)),
-                "windows": int(sum(s["windows"] for s in split_shards)),
-                "files": [s["file"] for s in split_shards],
-            }
         manifest = {
             "format": "hanet-windows",
             "schema_version": SCHEMA_VERSION,
@@ -305,7 +241,7 @@ def run_preprocess(
             "config": cfg.to_dict(),
             "source": sources[0].location.uri,
             "sources": _per_source(sources, summary),
-            "splits": splits,
+            "splits": _splits(summary, records),
             "errors": len(errors),
             "leaked_clip_count": len(leaks),
             "leaked_clips": leaks[:100],  # examples; the count says how many
@@ -327,6 +263,99 @@ def run_preprocess(
         ", ".join(f"{name} {value:.1f} s" for name, value in stages.items()),
     )
     return PreprocessResult(manifest, seconds=seconds, errors=errors, stages=stages)
+
+
+def process_task(task: dict[str, Any], cfg: Config, staging: Location) -> list[dict[str, Any]]:
+    """One read task's whole share of the work (inside a Ray task): its sequences read and
+    validated, cut into windows and written as shards, and written themselves as one sequence
+    part per split. Returns a JSON-able record per sequence, file written and problem."""
+    sequences, errors = read_source(task, cfg)
+    records: list[dict[str, Any]] = [{"kind": "error", "error": e} for e in errors]
+    for seq in sequences:
+        records.append(
+            {
+                "kind": "sequence",
+                "sequence_id": seq.sequence_id,
+                "source": seq.source or "",
+                "split": seq.split,
+                "frames": seq.num_frames,
+                "input": task["source"],
+                "clips": sorted(clip_folders(seq)),
+            }
+        )
+    if not sequences:
+        return records
+    records += [{"kind": "shard", **w} for w in write_window_shards(sequences, cfg, staging)]
+    by_split: dict[str, list[Sequence]] = {}
+    for seq in sequences:
+        by_split.setdefault(seq.split or "infer", []).append(seq)
+    for split, seqs in by_split.items():
+        seqs.sort(key=lambda s: s.sequence_id)
+        rel = f"sequences/{split}/{_part_name(seqs[0].sequence_id, 0, len(seqs))}"
+        write_sequence_parquet(staging.join(rel), seqs)
+        records.append({"kind": "sequences", "file": rel, "split": split})
+    return records
+
+
+def _part_name(first_id: str, first_start: int, rows: int) -> str:
+    """A part file's name from its content (first sequence, start, rows): unique within a
+    dataset, and the same on a rerun."""
+    key = f"{first_id}:{first_start}:{rows}"
+    return f"part-{hashlib.sha1(key.encode()).hexdigest()[:16]}.parquet"
+
+
+def _check_outcome(
+    summary: list[dict[str, Any]], errors: list[str], on_error: str, sources: list[Source]
+) -> None:
+    """Refuse a run whose inputs clash, fail, or give nothing (the staging is discarded).
+
+    Raises:
+        DatasetError: duplicate sequence ids; bad input with ``on_error="fail"``; no valid
+            sequence at all.
+    """
+    duplicates = _duplicate_ids(summary)
+    if duplicates:
+        # Not a bad sequence but a naming clash: skipping either side would be arbitrary.
+        raise DatasetError(
+            f"{len(duplicates)} duplicate sequence id(s); nothing was written:\n  "
+            + "\n  ".join(duplicates[:20])
+        )
+    if errors and on_error == "fail":
+        listed = "\n  ".join(errors[:20])
+        more = f"\n  ... and {len(errors) - 20} more" if len(errors) > 20 else ""
+        raise DatasetError(
+            f"{len(errors)} bad input(s); nothing was written:\n  {listed}{more}\n"
+            "(use --on-error skip to write the good sequences and report the bad ones)"
+        )
+    if not summary:
+        raise DatasetError(
+            f"{', '.join(s.location.uri for s in sources)}: no valid sequence found; nothing "
+            "was written" + (f" ({len(errors)} bad input(s), e.g. {errors[0]})" if errors else "")
+        )
+
+
+def _splits(summary: list[dict[str, Any]], records: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per split: sequences, frames, windows, and the window shards and sequence parts."""
+    splits = {}
+    for split in SPLIT_ORDER:
+        seqs = [r for r in summary if r["split"] == split]
+        if not seqs:
+            continue
+        shards = sorted(
+            (r for r in records if r["kind"] == "shard" and r["split"] == split),
+            key=lambda r: r["file"],
+        )
+        parts = sorted(
+            r["file"] for r in records if r["kind"] == "sequences" and r["split"] == split
+        )
+        splits[split] = {
+            "sequences": len(seqs),
+            "frames": int(sum(r["frames"] for r in seqs)),
+            "windows": int(sum(r["windows"] for r in shards)),
+            "files": [r["file"] for r in shards],
+            "sequence_files": parts,
+        }
+    return splits
 
 
 def _per_source(sources: list[Source], rows: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -3,23 +3,24 @@ content fingerprints, and reading one of them into validated sequences (inside a
 
 from __future__ import annotations
 
-import pickle
-from collections.abc import Sequence
+from collections.abc import Sequence as Seq
 from dataclasses import dataclass
 from typing import Any
 
 from hanet.config import Config
-from hanet.data.schema import SchemaError
+from hanet.data.schema import SchemaError, Sequence
 from hanet.data.splits import assign_split
 from hanet.dataset import DatasetError
 from hanet.formats.common import ReadError
 from hanet.formats.dispatch import SUPPORTED_SUFFIXES, read_any
+from hanet.formats.npz_layout import POSE_KEYS
 from hanet.formats.published import (
     PublishedPair,
     find_published_pairs,
     find_published_root,
     read_published_pair,
 )
+from hanet.formats.safe_npz import npz_shapes
 from hanet.io.location import Location, parse_location
 from hanet.io.storage import exists, fingerprint, list_files
 
@@ -40,7 +41,7 @@ class Source:
         return f"{self.location.uri}{f' ({names})' if names else ''}"
 
 
-def sources_for(cfg: Config, inputs: Sequence[Location] = ()) -> list[Source]:
+def sources_for(cfg: Config, inputs: Seq[Location] = ()) -> list[Source]:
     """The run's inputs: ``inputs`` (the command line's, with ``data.dataset`` and
     ``data.estimator``) when given, else ``data.sources``.
 
@@ -54,7 +55,7 @@ def sources_for(cfg: Config, inputs: Sequence[Location] = ()) -> list[Source]:
     return [Source(parse_location(s.path), s.dataset, s.estimator) for s in cfg.data.sources]
 
 
-def discover_sources(cfg: Config, sources: Sequence[Source] | Location) -> list[dict[str, Any]]:
+def discover_sources(cfg: Config, sources: Seq[Source] | Location) -> list[dict[str, Any]]:
     """Read tasks: published (gt, detections) pairs, or any supported files, of every source;
     each task records the index of its source.
 
@@ -84,7 +85,11 @@ def _discover(source: Source) -> list[dict[str, Any]]:
             pairs = find_published_pairs(root, source.dataset, source.estimator)
         except ReadError as err:
             raise DatasetError(f"{err} (set data.dataset / data.estimator)") from None
-        return [{"kind": "pair", "pair": pair, "root": root} for pair in pairs]
+        tasks = []
+        for pair in pairs:
+            for indices in _chunks(_count(pair)):
+                tasks.append({"kind": "pair", "pair": pair, "root": root, "indices": indices})
+        return tasks
     files = list_files(location, suffixes=SUPPORTED_SUFFIXES)
     if not files:
         raise DatasetError(
@@ -93,6 +98,28 @@ def _discover(source: Source) -> list[dict[str, Any]]:
             f"{', '.join(SUPPORTED_SUFFIXES)} files)"
         )
     return [{"kind": "file", "location": loc, "root": location} for loc in files]
+
+
+# Sequences per read task of a large published pair: enough tasks to keep every CPU busy,
+# few enough that each one's windows fill whole shards.
+CHUNK_SEQUENCES = 64
+POSE_KEYS_ALL = {key for keys in POSE_KEYS.values() for key in keys}
+
+
+def _count(pair: PublishedPair) -> int | None:
+    """Sequences in a pair, from the detection file's headers (None: let the reader say)."""
+    try:
+        shapes = npz_shapes(pair.detected)
+    except (ReadError, FileNotFoundError):
+        return None
+    lengths = [shape[0] for key, shape in shapes.items() if key in POSE_KEYS_ALL and shape]
+    return lengths[0] if lengths else None
+
+
+def _chunks(count: int | None) -> list[range | None]:
+    if count is None or count <= CHUNK_SEQUENCES:
+        return [None]  # the whole pair in one task
+    return [range(a, min(a + CHUNK_SEQUENCES, count)) for a in range(0, count, CHUNK_SEQUENCES)]
 
 
 def _task_locations(task: dict[str, Any]) -> list[Location]:
@@ -117,6 +144,8 @@ def source_fingerprints(tasks: list[dict[str, Any]]) -> dict[str, str]:
     several = len({task["source"] for task in tasks}) > 1
     found = {}
     for task in tasks:
+        if task.get("indices") is not None and task["indices"].start > 0:
+            continue  # a later chunk of a pair already fingerprinted
         for loc in _task_locations(task):
             key = _source_key(loc, task["root"])
             found[f"{task['source']}:{key}" if several else key] = _fingerprint(loc)
@@ -134,9 +163,10 @@ def _fingerprint(loc: Location) -> str:
 # Reading (runs in Ray tasks)
 
 
-def read_source(task: dict[str, Any], cfg: Config) -> list[dict[str, Any]]:
-    """Read one source into validated sequences; errors become rows instead of exceptions so
-    the driver can report all of them at once (with ``fail`` as with ``skip``)."""
+def read_source(task: dict[str, Any], cfg: Config) -> tuple[list[Sequence], list[str]]:
+    """One task's validated sequences, their splits assigned, and the problems found (each
+    naming file, sequence and problem): a bad input never raises here, so the driver can
+    report every problem at once (with ``fail`` as with ``skip``)."""
     errors: list[str] = []
     try:
         if task["kind"] == "pair":
@@ -146,6 +176,7 @@ def read_source(task: dict[str, Any], cfg: Config) -> list[dict[str, Any]]:
                 cfg.data.representation,
                 cfg.data.fps,
                 errors=errors,
+                indices=task.get("indices"),
             )
         else:
             sequences = read_any(
@@ -158,44 +189,16 @@ def read_source(task: dict[str, Any], cfg: Config) -> list[dict[str, Any]]:
     except (ReadError, SchemaError) as err:
         sequences = []
         errors.append(str(err))
-    rows = [_error_row(message, task["source"]) for message in errors]
+    kept = []
     for seq in sequences:
         published = cfg.data.normalisation == "published"
         if published and seq.representation == "2D" and seq.image_size is None:
             # Checked here rather than at windowing, so it is reported like any bad input.
-            rows.append(
-                _error_row(
-                    f"{seq.where()}: 2D input without an image size (the file carries none: "
-                    "set data.image_width and data.image_height, or data.normalisation=body)",
-                    task["source"],
-                )
+            errors.append(
+                f"{seq.where()}: 2D input without an image size (the file carries none: "
+                "set data.image_width and data.image_height, or data.normalisation=body)"
             )
             continue
         seq.split = assign_split(seq, cfg.data.val_fraction, cfg.data.seed)
-        rows.append(
-            {
-                "error": None,
-                "sequence_id": seq.sequence_id,
-                "source": seq.source or "",
-                "payload": pickle.dumps(seq, protocol=pickle.HIGHEST_PROTOCOL),
-                "split": seq.split,
-                "frames": seq.num_frames,
-                "input": task["source"],
-            }
-        )
-    return rows
-
-
-def _error_row(message: str, index: int) -> dict[str, Any]:
-    return {
-        "error": message,
-        "sequence_id": "",
-        "source": "",
-        "payload": b"",
-        "split": "",
-        "frames": 0,
-        "input": index,
-    }
-
-
-# ----------------------------------------------------------------------------------------------
+        kept.append(seq)
+    return kept, errors

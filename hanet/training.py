@@ -31,9 +31,8 @@ from hanet.data.arrow import WINDOW_BATCH_COLUMNS, window_batch
 from hanet.data.augment import augment_batch, crop_batch
 from hanet.data.schema import Sequence
 from hanet.data.windows import key_frame_mask
-from hanet.dataset import DatasetError, check_shape, committed_manifest, window_files
+from hanet.dataset import DatasetError, check_shape, committed_manifest, load_split, window_files
 from hanet.evaluation import evaluate_method, input_poses, primary_metric
-from hanet.formats.parquet import read_sequence_parquet
 from hanet.io.location import Location, parse_location
 from hanet.io.storage import exists, read_text, write_text_atomic
 from hanet.losses import LossOutput, hanet_loss
@@ -201,10 +200,7 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
     # [3] Data: this worker's shard of train; rank 0 validates on the whole val split.
     train_shard = ray.train.get_dataset_shard("train")
     val_data = ray.train.get_dataset_shard("val") if rank == 0 and loop_config["has_val"] else None
-    val_sequences: list[Sequence] = []
-    val_file = dataset.join("sequences", "val.parquet")
-    if rank == 0 and exists(val_file):
-        val_sequences = read_sequence_parquet(val_file)
+    val_sequences: list[Sequence] = load_split(dataset, "val") if rank == 0 else []
 
     for epoch in range(start_epoch, cfg.train.epochs):
         began = time.perf_counter()

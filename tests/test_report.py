@@ -17,10 +17,13 @@ from hanet.io.location import parse_location
 
 
 def _write_dataset(root: Path, test: list[Sequence], val: list[Sequence]) -> None:
-    (root / "sequences").mkdir(parents=True)
-    (root / "sequences" / "test.parquet").write_bytes(parquet_bytes(test))
-    (root / "sequences" / "val.parquet").write_bytes(parquet_bytes(val))
-    (root / "manifest.json").write_text(json.dumps({"format": "hanet-windows"}))
+    """A dataset folder as preprocessing writes it, sequences only (no windows)."""
+    splits = {}
+    for split, seqs in (("test", test), ("val", val)):
+        (root / "sequences" / split).mkdir(parents=True)
+        (root / "sequences" / split / "part-0.parquet").write_bytes(parquet_bytes(seqs))
+        splits[split] = {"sequence_files": [f"sequences/{split}/part-0.parquet"]}
+    (root / "manifest.json").write_text(json.dumps({"format": "hanet-windows", "splits": splits}))
 
 
 def _crop(seq: Sequence, frames: int, split: str) -> Sequence:

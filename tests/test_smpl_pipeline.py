@@ -12,7 +12,7 @@ from hanet.batch_refine import run_refine
 from hanet.body_fk import orthonormal_6d
 from hanet.checkpoint import load_model
 from hanet.config import load_config
-from hanet.dataset import load_split
+from hanet.dataset import load_split, sequence_files
 from hanet.formats.parquet import read_sequence_parquet
 from hanet.io.location import parse_location
 from hanet.preprocessing import run_preprocess
@@ -53,9 +53,10 @@ def test_smpl_runs_end_to_end_with_geodesic_and_fk_errors(
 
     # Bulk refinement of the test sequences: valid rotations out, the skeleton kept.
     refined_root = parse_location(tmp_path / "refined")
-    summary = run_refine(model_location, dataset.join("sequences", "test.parquet"), refined_root)
+    (part,) = sequence_files(dataset, "test")
+    summary = run_refine(model_location, part, refined_root)
     assert summary.written == 1 and not summary.errors
-    refined = read_sequence_parquet(refined_root.join("test.parquet"))
+    refined = read_sequence_parquet(refined_root.join(part.name))
     test = load_split(dataset, "test")
     assert len(refined) == len(test) == 6 and all(s.skeleton is not None for s in refined)
     for seq in refined:

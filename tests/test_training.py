@@ -98,16 +98,18 @@ class WorkerKiller(threading.Thread):
     def run(self) -> None:
         from ray.util.state import list_actors
 
-        while not self.stop.wait(0.2):
-            if not self._ready():
-                continue
+        # The workers' processes first (the state API can be slow on a loaded machine), then
+        # the kill the moment epoch 0 is checkpointed.
+        pids: list[int] = []
+        while len(pids) < 2 and not self.stop.wait(0.2):
             workers = list_actors(
                 filters=[("class_name", "=", "RayTrainWorker"), ("state", "=", "ALIVE")]
             )
-            if len(workers) >= 2:
-                pid = max(int(w["pid"]) for w in workers)  # any worker: the group restarts
-                os.kill(pid, signal.SIGKILL)
-                self.killed = pid
+            pids = sorted(int(w["pid"]) for w in workers)
+        while not self.stop.wait(0.05):
+            if self._ready():
+                os.kill(pids[-1], signal.SIGKILL)  # any worker: the group restarts
+                self.killed = pids[-1]
                 return
 
     def __enter__(self) -> WorkerKiller:

@@ -13,7 +13,7 @@ from pathlib import PurePosixPath
 
 from hanet.data.schema import Sequence
 
-__all__ = ["assign_split", "clip_key", "find_leaks", "is_validation"]
+__all__ = ["assign_split", "clip_folders", "clip_key", "find_leaks", "is_validation"]
 
 
 def clip_key(seq: Sequence) -> str:
@@ -43,16 +43,14 @@ def assign_split(seq: Sequence, val_fraction: float, seed: int) -> str:
     return split
 
 
+def clip_folders(seq: Sequence) -> set[str]:
+    """The image-name folders of a sequence's frames (every frame's, so a track whose frames
+    span several folders counts in each)."""
+    return {str(PurePosixPath(name).parent) for name in seq.frame_names or ()} - {"."}
+
+
 def find_leaks(train: Iterable[Sequence], test: Iterable[Sequence]) -> list[str]:
     """Clips (image-name folders) present in both splits; the published Sub-JHMDB files pool
-    three official splits, which puts the same clip in train and test. Every frame's folder
-    counts, so a track whose frames span several folders is caught too."""
-
-    def clips(sequences: Iterable[Sequence]) -> set[str]:
-        found = set()
-        for seq in sequences:
-            for name in seq.frame_names or ():
-                found.add(str(PurePosixPath(name).parent))
-        return found - {"."}
-
-    return sorted(clips(train) & clips(test))
+    three official splits, which puts the same clip in train and test."""
+    seen = set().union(*(clip_folders(seq) for seq in train))
+    return sorted(set().union(*(clip_folders(seq) for seq in test)) & seen)

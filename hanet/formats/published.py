@@ -106,8 +106,12 @@ def read_published_pair(
     representation: str,
     fps: float | None = None,
     errors: list[str] | None = None,
+    indices: range | None = None,
 ) -> list[Sequence]:
     """Read and pair one ground-truth file with its estimator file, checked.
+
+    ``indices`` reads only those sequences (by their number in the files), so that several
+    tasks can share one large pair; their ids stay those of a whole read.
 
     Pairing follows the published loaders: by sequence index and frame order. Problems that
     concern a whole file (unreadable, truncated, unsafe pickle, missing keys, differing
@@ -144,7 +148,7 @@ def read_published_pair(
     split = {"train": "train", "test": "test", "val": "val", "valid": "val"}.get(pair.split)
     sequences = []
     mismatched_names = 0
-    for index in range(count):
+    for index in range(count) if indices is None else [i for i in indices if i < count]:
         seq_id = f"{pair.dataset}_{pair.estimator}_{pair.split}_{index:05d}"
         where = f"{det_where}: sequence {index} ({seq_id})"
         try:

@@ -16,9 +16,9 @@ import numpy as np
 
 from hanet.formats.common import ReadError
 from hanet.io.location import Location
-from hanet.io.storage import read_bytes
+from hanet.io.storage import open_input, read_bytes
 
-__all__ = ["UnsafePickleError", "load_npz"]
+__all__ = ["UnsafePickleError", "load_npz", "npz_shapes"]
 
 # Safe npz loading
 
@@ -97,15 +97,40 @@ def load_npz(location: Location) -> dict[str, np.ndarray]:
     return arrays
 
 
-def _load_npy(raw: bytes, where: str) -> np.ndarray:
-    stream = io.BytesIO(raw)
+def _header(stream: Any, where: str) -> tuple[tuple[int, ...], np.dtype]:
     version = np.lib.format.read_magic(stream)
     if version == (1, 0):
-        shape, fortran, dtype = np.lib.format.read_array_header_1_0(stream)
+        shape, _, dtype = np.lib.format.read_array_header_1_0(stream)
     elif version in ((2, 0), (3, 0)):
-        shape, fortran, dtype = np.lib.format.read_array_header_2_0(stream)
+        shape, _, dtype = np.lib.format.read_array_header_2_0(stream)
     else:  # pragma: no cover - numpy writes only these
         raise ReadError(f"{where}: unsupported .npy version {version}")
+    return tuple(shape), dtype
+
+
+def npz_shapes(location: Location) -> dict[str, tuple[int, ...]]:
+    """The shape of every array of an ``.npz``, from the member headers alone (ranged reads on
+    S3: the data itself is not transferred); how many sequences a published file holds.
+
+    Raises:
+        ReadError: unreadable or truncated archive.
+    """
+    where = location.uri
+    try:
+        with open_input(location) as reader, zipfile.ZipFile(reader) as archive:
+            shapes = {}
+            for member in archive.namelist():
+                with archive.open(member) as stream:
+                    key = member[:-4] if member.endswith(".npy") else member
+                    shapes[key] = _header(stream, f"{where}[{key}]")[0]
+            return shapes
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, ValueError, OSError) as err:
+        raise ReadError(f"{where}: not a readable npz archive ({err})") from err
+
+
+def _load_npy(raw: bytes, where: str) -> np.ndarray:
+    stream = io.BytesIO(raw)
+    shape, dtype = _header(stream, where)
     if not dtype.hasobject:
         stream.seek(0)
         return np.lib.format.read_array(stream, allow_pickle=False)
