@@ -159,13 +159,22 @@ def effective_config(stored: Config, overrides: list[str] | None) -> Config:
     Raises:
         RefineJobError: An override is invalid or touches ``model.*`` (the weights fix it).
     """
+    overrides = list(overrides or [])
+    trained = stored.data.joint_layout
     try:
-        cfg = stored.replace(list(overrides or []))
+        cfg = stored.replace(overrides)
     except ConfigError as err:
-        raise RefineJobError(f"--set: {err}") from None
+        keys = {str(o).split("=", 1)[0].strip() for o in overrides}
+        hint = (
+            f" (the checkpoint was trained on layout {trained.name!r}, {trained.num_joints} "
+            "joints; its weights fix the joint layout)"
+            if "data.layout" in keys
+            else ""
+        )
+        raise RefineJobError(f"--set: {err}{hint}") from None
     if cfg.model != stored.model:
         raise RefineJobError("--set: model.* is fixed by the checkpoint's weights")
-    asked, trained = cfg.data.joint_layout, stored.data.joint_layout
+    asked = cfg.data.joint_layout
     if asked != trained:
         raise RefineJobError(
             f"--set data.layout: {asked.name!r}, but the checkpoint was trained on "
