@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import posixpath
 import uuid
 from collections.abc import Iterable
 from dataclasses import replace
@@ -39,6 +40,7 @@ __all__ = [
     "open_input",
     "read_bytes",
     "read_text",
+    "subfolders",
     "write_bytes_atomic",
     "write_text_atomic",
 ]
@@ -127,6 +129,19 @@ def all_files(loc: Location) -> list[tuple[str, int]]:
             rel = replace(loc, path=entry.path.rstrip("/")).relative_to(loc)
             out.append((rel, int(entry.size)))
     return sorted(out)
+
+
+def subfolders(loc: Location) -> list[str]:
+    """Names of the folders directly below ``loc`` (on S3: the prefixes one level down),
+    sorted; none when ``loc`` is not a folder."""
+    if _info(loc).type != pafs.FileType.Directory:
+        return []
+    entries = loc.filesystem().get_file_info(pafs.FileSelector(loc.path, recursive=False))
+    return sorted(
+        posixpath.basename(entry.path.rstrip("/"))
+        for entry in entries
+        if entry.type == pafs.FileType.Directory
+    )
 
 
 # --------------------------------------------------------------------------- reading
