@@ -14,8 +14,8 @@ from typing import Any
 
 import yaml
 
-from hanet.checkpoint import model_file_bytes
-from hanet.config import Config
+from hanet.checkpoint import load_checkpoint, model_file_bytes
+from hanet.config import Config, ConfigError
 from hanet.io.location import Location, parse_location
 from hanet.io.storage import (
     delete_tree,
@@ -38,6 +38,7 @@ __all__ = [
     "export_run",
     "read_metrics_log",
     "remove_orphan_checkpoints",
+    "resume_line",
 ]
 
 CHECKPOINT_FILE = "checkpoint.pt"
@@ -103,6 +104,43 @@ def remove_orphan_checkpoints(train_folder: Location) -> list[str]:
             removed.append(name)
             log.info("%s: removed a checkpoint Ray never registered", train_folder.join(name).uri)
     return removed
+
+
+def resume_line(train_folder: Location, cfg: Config) -> str:
+    """What a resume of the Ray Train run in ``train_folder`` continues from, as a console line,
+    after checking that ``cfg`` can continue it.
+
+    The epoch is that of the latest checkpoint Ray registered (where it restarts), not the last
+    line of the metrics log, which a run killed before its checkpoint was saved is ahead of.
+
+    Raises:
+        CheckpointError: that checkpoint is unreadable or damaged.
+        ConfigError: ``cfg.model`` is not the model the run trains.
+    """
+    snapshot = train_folder.join(RAY_SNAPSHOT)
+    latest = (
+        json.loads(read_text(snapshot)).get("latest_checkpoint_result")
+        if exists(snapshot)
+        else None
+    )
+    if not latest:
+        return (
+            f"resuming {train_folder.parent.uri}: it stopped before its first checkpoint; "
+            "starting at epoch 1"
+        )
+    state = load_checkpoint(train_folder.join(latest["checkpoint_dir_name"], CHECKPOINT_FILE))
+    stored = state["config"]["model"]
+    wanted = cfg.to_dict()["model"]
+    changed = [key for key in wanted if stored.get(key) != wanted[key]]
+    if changed:
+        key = changed[0]
+        raise ConfigError(
+            f"--resume {train_folder.parent.uri}: the run trains model.{key}={stored.get(key)!r}, "
+            f"the config says {wanted[key]!r}; resume with the --config and --set the run was "
+            "started with"
+        )
+    epoch = int(state["epoch"]) + 1
+    return f"resuming {train_folder.parent.uri} after epoch {epoch}/{cfg.train.epochs}"
 
 
 def epoch_line(record: dict[str, Any], epochs: int, metric: str) -> str:

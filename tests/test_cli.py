@@ -6,12 +6,16 @@ from __future__ import annotations
 import logging
 
 import pytest
+from ray.exceptions import RayTaskError
+from ray.train import WorkerGroupError
 
-from hanet.cli import exit_on_user_error, setup_logging
+from hanet.checkpoint import CheckpointError
+from hanet.cli import BUG_HINT, exit_on_user_error, setup_logging, user_error
 from hanet.config import ConfigError, load_config
 from hanet.dataset import DatasetError
+from hanet.io.errors import AccessDenied
 from hanet.io.location import parse_location
-from hanet.io.storage import read_bytes
+from hanet.io.storage import read_bytes, write_bytes_atomic
 
 
 @pytest.mark.parametrize(
@@ -31,9 +35,40 @@ def test_user_errors_are_one_line_and_status_2(mistake, named, capsys) -> None:
     assert err.startswith("error: ") and named in err and err.count("\n") == 1
 
 
-def test_bugs_keep_their_traceback() -> None:
-    with pytest.raises(KeyError), exit_on_user_error():
+def _remote(cause: BaseException) -> BaseException:
+    """``cause`` as Ray hands it back from a task or actor: a RayTaskError that is also an
+    instance of the cause's class, whose text is the remote traceback."""
+    return RayTaskError(
+        "refine", "Traceback (most recent call last):\n  ...", cause
+    ).as_instanceof_cause()
+
+
+def test_user_errors_raised_inside_ray_are_found_and_shown_without_ray_text(capsys) -> None:
+    damaged = CheckpointError("/runs/a/model.pt: the weights do not match the checksum")
+    denied = AccessDenied("s3://b/in: access denied by http://127.0.0.1:1")
+    train = WorkerGroupError("rank 0 failed", {0: _remote(denied), 1: RuntimeError("peer")})
+    for raised, shown in [(_remote(damaged), damaged), (train, denied)]:
+        assert isinstance(raised, Exception) and user_error(raised) is shown
+        with pytest.raises(SystemExit), exit_on_user_error():
+            raise raised
+        assert capsys.readouterr().err == f"error: {shown}\n"
+    assert user_error(_remote(KeyError("x"))) is None
+
+
+def test_impossible_local_paths_are_user_errors(tmp_path, capsys) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    with pytest.raises(SystemExit) as exit_info, exit_on_user_error():
+        write_bytes_atomic(parse_location(blocker / "out.parquet"), b"x")
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and err.startswith("error: ") and err.count("\n") == 1
+    assert str(blocker) in err
+
+
+def test_bugs_keep_their_traceback_and_point_to_verbose() -> None:
+    with pytest.raises(KeyError) as err, exit_on_user_error():
         {}["missing"]
+    assert BUG_HINT in getattr(err.value, "__notes__", []) and "--verbose" in BUG_HINT
     assert issubclass(ConfigError, ValueError)  # callers catching ValueError still work
 
 

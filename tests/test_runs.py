@@ -7,12 +7,13 @@ import json
 import time
 from pathlib import Path
 
+import pytest
 import torch
 from posedata import TINY_MODEL
 from ray.train import Checkpoint
 
-from hanet.checkpoint import load_checkpoint, save_checkpoint
-from hanet.config import from_dict
+from hanet.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from hanet.config import ConfigError, from_dict
 from hanet.io.location import parse_location
 from hanet.io.storage import write_text_atomic
 from hanet.model import HANet
@@ -25,6 +26,7 @@ from hanet.runs import (
     export_run,
     read_metrics_log,
     remove_orphan_checkpoints,
+    resume_line,
 )
 
 
@@ -115,3 +117,33 @@ def test_nothing_is_removed_without_rays_snapshot(tmp_path: Path) -> None:
     assert remove_orphan_checkpoints(parse_location(folder)) == []
     assert (folder / "checkpoint_b" / CHECKPOINT_FILE).exists()
     assert remove_orphan_checkpoints(parse_location(tmp_path / "absent")) == []
+
+
+def test_resume_names_the_epoch_of_rays_latest_checkpoint_and_checks_the_model(
+    tmp_path: Path,
+) -> None:
+    cfg = from_dict(TINY_MODEL).replace(["train.epochs=5"])
+    train = tmp_path / "run" / "train"
+    folder = parse_location(train)
+    assert resume_line(folder, cfg).endswith(
+        "it stopped before its first checkpoint; starting at epoch 1"
+    )
+    name = "checkpoint_2026-01-01_10-00-00.000001"
+    _ray_folder(train, [name], [])
+    save_checkpoint(train / name / CHECKPOINT_FILE, HANet(cfg.model), cfg, epoch=2)
+    # The metrics log may be ahead (a kill after the log line, before the checkpoint).
+    _log(parse_location(tmp_path / "run"), [{"epoch": e} for e in range(4)])
+    assert resume_line(folder, cfg) == f"resuming {tmp_path / 'run'} after epoch 3/5"
+
+    with pytest.raises(ConfigError) as err:
+        resume_line(folder, cfg.replace(["model.hidden_dim=32"]))
+    assert str(err.value).startswith(
+        f"--resume {tmp_path / 'run'}: the run trains model.hidden_dim=16, the config says 32"
+    )
+    data = (train / name / CHECKPOINT_FILE).read_bytes()
+    weights = load_checkpoint(train / name / CHECKPOINT_FILE)["model"]
+    raw = max(weights.values(), key=lambda t: t.numel()).numpy().tobytes()
+    at = data.find(raw) + len(raw) // 2
+    (train / name / CHECKPOINT_FILE).write_bytes(data[:at] + bytes(8) + data[at + 8 :])
+    with pytest.raises(CheckpointError, match=f"{name}/checkpoint.pt: the weights do not match"):
+        resume_line(folder, cfg)
