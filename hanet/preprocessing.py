@@ -56,6 +56,8 @@ class PreprocessResult:
     skipped: bool = False
     seconds: float = 0.0
     errors: list[str] = field(default_factory=list)
+    # Sequences whose body size does not fit the declared units (hanet.data.plausibility).
+    unit_warnings: list[str] = field(default_factory=list)
     stages: dict[str, float] = field(default_factory=dict)  # seconds per stage
 
     @property
@@ -190,8 +192,17 @@ def run_preprocess(
         .flat_map(lambda item: read_source(tasks[item["task"]], cfg), num_cpus=cpus_per_task)
         .materialize()
     )
-    summary = read.select_columns(["error", "sequence_id", "source", "split", "frames"]).take_all()
+    summary = read.select_columns(
+        ["error", "sequence_id", "source", "split", "frames", "warning"]
+    ).take_all()
     errors = [row["error"] for row in summary if row["error"] is not None]
+    unit_warnings = [row["warning"] for row in summary if row["warning"]]
+    if unit_warnings:
+        log.warning(
+            "%d sequence(s) have a body size that does not fit the declared units, e.g. %s",
+            len(unit_warnings),
+            unit_warnings[0],
+        )
     summary = [row for row in summary if row["error"] is None]
     duplicates = _duplicate_ids(summary)
     if duplicates:
@@ -315,7 +326,9 @@ def run_preprocess(
         seconds,
         ", ".join(f"{name} {value:.1f} s" for name, value in stages.items()),
     )
-    return PreprocessResult(manifest, seconds=seconds, errors=errors, stages=stages)
+    return PreprocessResult(
+        manifest, seconds=seconds, errors=errors, unit_warnings=unit_warnings, stages=stages
+    )
 
 
 def _duplicate_ids(rows: list[dict[str, Any]]) -> list[str]:

@@ -7,7 +7,7 @@ import pickle
 from typing import Any
 
 from hanet.config import Config
-from hanet.data.schema import SchemaError
+from hanet.data.schema import SchemaError, units_warning
 from hanet.data.splits import assign_split
 from hanet.dataset import DatasetError
 from hanet.formats.common import ReadError
@@ -91,7 +91,8 @@ def source_fingerprints(tasks: list[dict[str, Any]], source: Location) -> dict[s
 
 def read_source(task: dict[str, Any], cfg: Config) -> list[dict[str, Any]]:
     """Read one source into validated sequences; errors become rows instead of exceptions so
-    the driver can report all of them at once (with ``fail`` as with ``skip``)."""
+    the driver can report all of them at once (with ``fail`` as with ``skip``), and so does a
+    body size that does not fit the declared units (a ``warning``, reported once)."""
     errors: list[str] = []
     try:
         if task["kind"] == "pair":
@@ -133,6 +134,7 @@ def read_source(task: dict[str, Any], cfg: Config) -> list[dict[str, Any]]:
                 "payload": pickle.dumps(seq, protocol=pickle.HIGHEST_PROTOCOL),
                 "split": seq.split,
                 "frames": seq.num_frames,
+                "warning": units_warning(seq),
             }
         )
     return rows
@@ -146,6 +148,7 @@ def _error_row(message: str) -> dict[str, Any]:
         "payload": b"",
         "split": "",
         "frames": 0,
+        "warning": None,
     }
 
 
