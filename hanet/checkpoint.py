@@ -49,6 +49,7 @@ __all__ = [
     "FORMAT",
     "VERSION",
     "CheckpointError",
+    "check_checkpoint",
     "checkpoint_bytes",
     "load_checkpoint",
     "load_model",
@@ -258,6 +259,34 @@ def load_checkpoint(
     return ckpt
 
 
+def _fitting_config(ckpt: dict[str, Any], name: str) -> Config:
+    """The checkpoint's config, once its weights are known to fit the model it describes
+    (checked on the meta device: no memory for the weights)."""
+    try:
+        config = from_dict(ckpt["config"])
+    except ConfigError as err:
+        raise CheckpointError(f"{name}: invalid config in checkpoint ({err})") from err
+    with torch.device("meta"):
+        expected = HANet(config.model).state_dict()
+    misfit = _misfit(expected, ckpt["model"])
+    if misfit:
+        raise CheckpointError(f"{name}: the weights do not fit the stored config.model ({misfit})")
+    return config
+
+
+def check_checkpoint(source: Source, name: str | None = None) -> Config:
+    """Everything :func:`load_model` checks (format, checksums, config, weights against the
+    model the config describes) without building the model; returns the config. A job checks
+    here, once, before it starts workers that would each fail on a bad checkpoint.
+
+    Raises:
+        FileNotFoundError: the path does not exist.
+        CheckpointError: as :func:`load_model`.
+    """
+    name = name or _describe(source)
+    return _fitting_config(load_checkpoint(source, name=name), name)
+
+
 def load_model(
     source: Source, map_location: Any = "cpu", name: str | None = None
 ) -> tuple[HANet, Config]:
@@ -279,14 +308,8 @@ def load_model(
     """
     name = name or _describe(source)
     ckpt = load_checkpoint(source, map_location=map_location, name=name)
-    try:
-        config = from_dict(ckpt["config"])
-    except ConfigError as err:
-        raise CheckpointError(f"{name}: invalid config in checkpoint ({err})") from err
+    config = _fitting_config(ckpt, name)
     model = HANet(config.model)
-    misfit = _misfit(model.state_dict(), ckpt["model"])
-    if misfit:
-        raise CheckpointError(f"{name}: the weights do not fit the stored config.model ({misfit})")
     try:
         model.load_state_dict(ckpt["model"])
     except RuntimeError as err:  # anything _misfit does not foresee, kept to one line

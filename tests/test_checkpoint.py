@@ -13,6 +13,7 @@ from hanet.checkpoint import (
     FORMAT,
     VERSION,
     CheckpointError,
+    check_checkpoint,
     load_checkpoint,
     load_model,
     model_file_bytes,
@@ -160,6 +161,7 @@ def test_wrong_format_names_the_file(tmp_path, payload, message):
 
 def test_bad_config_or_weights_name_the_file(tmp_path, config, trained):
     path = save_checkpoint(tmp_path / "c.pt", trained[0], config)
+    assert check_checkpoint(path) == config
     ckpt = torch.load(path.path, weights_only=True)
     ckpt["config"]["model"]["hidden_dim"] = 32
     torch.save(ckpt, path.path)
@@ -168,6 +170,9 @@ def test_bad_config_or_weights_name_the_file(tmp_path, config, trained):
     # One line: which tensors, how many, in the file and for the config.
     assert "\n" not in str(err.value) and "tensor(s) of another shape, e.g. " in str(err.value)
     assert "in the file, [" in str(err.value) and "for the config" in str(err.value)
+    with pytest.raises(CheckpointError) as checked:  # the same, without building the model
+        check_checkpoint(Path(path.path).read_bytes(), name="s3://b/c.pt")
+    assert str(checked.value) == str(err.value).replace(path.path, "s3://b/c.pt")
     ckpt["config"]["model"]["bogus"] = 1
     torch.save(ckpt, path.path)
     with pytest.raises(CheckpointError, match="c.pt: invalid config"):
