@@ -20,6 +20,7 @@ the output plan, the done-records and the model identity that make a rerun resum
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from typing import Any
@@ -335,17 +336,11 @@ def run_refine(
             },
         )
         step = max(1, len(items) // 10)
-        for row in results.iter_rows():
-            rows.append(_plain_row(row))
-            if rows[-1]["status"] == UNAVAILABLE:
-                done = sum(r["status"] in ("written", "skipped") for r in rows)
-                raise EndpointUnreachable(
-                    f"{rows[-1]['error'].split(': ', 1)[-1]} (tried for "
-                    f"{sum(RETRY_DELAYS_S):.0f} s); stopped: {done} of {len(items)} object(s) "
-                    "are complete and kept, a rerun continues from them"
-                )
-            if len(rows) % step == 0:
-                log.info("%d/%d objects done", len(rows), len(items))
+        # Closed explicitly: leaving the loop by an exception then shuts the actors down at
+        # once, instead of when the traceback holding the iterator is collected.
+        stream = iter(results.iter_rows())
+        with contextlib.closing(stream):  # type: ignore[type-var]
+            _follow(stream, rows, len(items), step)
         del checkpoint_ref
     _remove_replaced(rows, set(names.values()), output)
     summary = summarise(
@@ -353,6 +348,22 @@ def run_refine(
     )
     write_run_files(summary, cfg, checkpoint, source, output, fmt, identity)
     return summary
+
+
+def _follow(stream: Any, rows: list[dict[str, Any]], total: int, step: int) -> None:
+    """Collect the job's rows into ``rows``, logging progress; stop the job with one error when
+    the storage never answered for an object (each object finished is kept)."""
+    for row in stream:
+        rows.append(_plain_row(row))
+        if rows[-1]["status"] == UNAVAILABLE:
+            done = sum(r["status"] in ("written", "skipped") for r in rows)
+            raise EndpointUnreachable(
+                f"{rows[-1]['error'].split(': ', 1)[-1]} (tried for {sum(RETRY_DELAYS_S):.0f} s); "
+                f"stopped: {done} of {total} object(s) are complete and kept, a rerun continues "
+                "from them"
+            )
+        if len(rows) % step == 0:
+            log.info("%d/%d objects done", len(rows), total)
 
 
 def _plain_row(row: dict[str, Any]) -> dict[str, Any]:
