@@ -10,8 +10,14 @@ from __future__ import annotations
 import dataclasses
 import io
 import json
+import os
+import signal
+import subprocess
+import sys
+import threading
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +25,8 @@ import pyarrow.fs as pafs
 import pytest
 import torch
 from posedata import IMAGE_SIZE, TINY_MODEL, parquet_bytes, pipeline
+from rayprocs import live_actors
+from s3server import S3Server, S3ServerError, start_seaweedfs
 
 from hanet.batch_refine import ObjectRefiner, run_refine
 from hanet.checkpoint import CheckpointError
@@ -28,8 +36,10 @@ from hanet.formats.dispatch import read_any
 from hanet.formats.keypoint_json import read_keypoint_json
 from hanet.formats.parquet import read_sequence_parquet
 from hanet.formats.safe_npz import load_npz
+from hanet.io.errors import EndpointUnreachable
 from hanet.io.location import Location, parse_location
 from hanet.io.storage import (
+    all_files,
     delete_tree,
     exists,
     fingerprint,
@@ -43,6 +53,7 @@ from hanet.records import (
     ERRORS_FILE,
     MANIFEST_FILE,
     done_record_location,
+    sha256,
 )
 from hanet.refiner import Refiner
 
@@ -362,3 +373,169 @@ def test_refine_cli_local_same_format_and_layout_mismatch(
 
 # ----------------------------------------------------------------------------------------------
 # pipelines/evaluate.py
+
+
+# ----------------------------------------------------------------------------------------------
+# Faults injected for real: the object store restarted or stopped, the driver killed
+
+CORPUS_SIZE = 30  # objects; enough that a fault lands while the job is still running
+
+
+@pytest.fixture(scope="module")
+def chaos_s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
+    """A loopback S3 server of its own, which these tests restart and stop (the session's
+    shared one stays up)."""
+    try:
+        server = start_seaweedfs(tmp_path_factory.mktemp("chaos-seaweedfs"))
+    except S3ServerError as err:
+        pytest.skip(str(err))
+    server.make_bucket(BUCKET)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def _corpus(source: Location, seqs: list[Sequence], count: int = CORPUS_SIZE) -> list[str]:
+    rels = [f"clips/{i:03d}.parquet" for i in range(count)]
+    for i, rel in enumerate(rels):
+        write_bytes_atomic(source.join(rel), parquet_bytes([seqs[i % len(seqs)]]))
+    return rels
+
+
+def _done_count(output: Location) -> int:
+    try:
+        return len(all_files(output.join(DONE_DIR)))
+    except OSError:  # the store is down: not yet
+        return -1
+
+
+class When(threading.Thread):
+    """Runs ``action`` once ``output`` holds at least ``done`` done-records."""
+
+    def __init__(self, output: Location, done: int, action) -> None:
+        super().__init__(daemon=True)
+        self.output, self.done, self.action = output, done, action
+        self.fired = threading.Event()
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        while not self.stop.wait(0.05):
+            if _done_count(self.output) >= self.done:
+                self.action()
+                self.fired.set()
+                return
+
+    def __enter__(self) -> When:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.join()
+
+
+def _refine_actors_gone(timeout: float = 60.0) -> bool:
+    """Whether no refine actor is alive (within ``timeout``: a kill takes a moment)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not live_actors("RefineActor"):
+            return True
+        time.sleep(0.5)
+    return False
+
+
+def _exactly_one_output_each(output: Location, rels: list[str]) -> None:
+    """Every input has one output and one done-record whose checksum matches the output's
+    bytes; nothing else is there (no temporaries, no duplicates)."""
+    outputs = {rel: rel.rsplit(".", 1)[0] + ".parquet" for rel in rels}
+    expected = set(outputs.values()) | {f"{DONE_DIR}/{rel}.json" for rel in rels}
+    assert {rel for rel, _ in all_files(output)} == expected | {ERRORS_FILE, MANIFEST_FILE}
+    for rel, out_rel in outputs.items():
+        record = json.loads(read_bytes(done_record_location(output, rel)))
+        assert record["output"] == out_rel
+        assert record["output_sha256"] == sha256(read_bytes(output.join(out_rel))), rel
+
+
+@pytest.mark.ray
+@pytest.mark.s3
+@pytest.mark.chaos
+def test_s3_restarted_mid_job_retries_and_completes(
+    ray_session, chaos_s3: S3Server, checkpoint: Path, sample_sequences
+) -> None:
+    prefix = f"s3://{BUCKET}/{uuid.uuid4().hex[:10]}"
+    source = parse_location(f"{prefix}/corpus", env=chaos_s3.env())
+    output = parse_location(f"{prefix}/refined", env=chaos_s3.env())
+    rels = _corpus(source, sample_sequences)
+    # A real restart (SIGTERM, two seconds down, started again on the same ports and data)
+    # once the first object is complete.
+    with When(output, 1, lambda: chaos_s3.restart(down_s=2.0)) as restart:
+        summary = run_refine(parse_location(checkpoint), source, output, workers=1)
+    assert restart.fired.is_set()
+    assert summary.retries >= 1, "the job never met the outage"
+    assert (summary.written, summary.skipped, summary.errors) == (CORPUS_SIZE, 0, [])
+    _exactly_one_output_each(output, rels)
+
+
+@pytest.mark.ray
+@pytest.mark.s3
+@pytest.mark.chaos
+def test_s3_stopped_is_one_clear_error_and_a_rerun_after_it_returns_completes(
+    ray_session, chaos_s3: S3Server, checkpoint: Path, sample_sequences
+) -> None:
+    prefix = f"s3://{BUCKET}/{uuid.uuid4().hex[:10]}"
+    source = parse_location(f"{prefix}/corpus", env=chaos_s3.env())
+    output = parse_location(f"{prefix}/refined", env=chaos_s3.env())
+    rels = _corpus(source, sample_sequences)
+    ckpt = parse_location(checkpoint)
+    try:
+        # Stopped mid-job, for longer than the retries last: the job stops with one error.
+        with When(output, 1, chaos_s3.stop), pytest.raises(EndpointUnreachable) as err:
+            run_refine(ckpt, source, output, workers=1)
+        message = str(err.value)
+        assert message.startswith(f"{source.uri}/clips/") and "\n" not in message
+        assert f"cannot reach the S3 endpoint {chaos_s3.endpoint}" in message
+        assert "are complete and kept, a rerun continues from them" in message
+        assert chaos_s3.secret_key not in message and chaos_s3.access_key not in message
+        assert _refine_actors_gone(), "the stopped job's actors are still at work"
+        # Still down: a new run says so at once, before any actor starts.
+        with pytest.raises(EndpointUnreachable, match=f"^{source.uri}: cannot reach the S3"):
+            run_refine(ckpt, source, output, workers=1)
+    finally:
+        if chaos_s3.process is None:
+            chaos_s3.restart()
+    summary = run_refine(ckpt, source, output, workers=1)
+    assert summary.skipped >= 1 and summary.written + summary.skipped == CORPUS_SIZE
+    assert summary.errors == []
+    _exactly_one_output_each(output, rels)
+
+
+@pytest.mark.ray
+@pytest.mark.chaos
+def test_driver_killed_mid_job_rerun_gives_exactly_one_output_per_input(
+    ray_session, tmp_path: Path, checkpoint: Path, sample_sequences
+) -> None:
+    source, output = parse_location(tmp_path / "corpus"), parse_location(tmp_path / "refined")
+    rels = _corpus(source, sample_sequences)
+    env = dict(os.environ, RAY_ADDRESS=ray_session.get_runtime_context().gcs_address)
+    command = [
+        sys.executable,
+        str(REPO / "pipelines" / "refine.py"),
+        *("--checkpoint", str(Path(checkpoint.path))),
+        *("--input", source.uri, "--output", output.uri, "--workers", "1"),
+    ]
+    driver = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        with When(output, 3, lambda: driver.send_signal(signal.SIGKILL)) as kill:
+            driver.wait(timeout=300)
+        assert kill.fired.is_set() and driver.returncode == -signal.SIGKILL
+    finally:
+        if driver.poll() is None:
+            driver.kill()
+            driver.wait()
+    finished = _done_count(output)
+    assert 3 <= finished < CORPUS_SIZE, "the driver was not killed mid-job"
+    summary = run_refine(parse_location(checkpoint), source, output, workers=1)
+    assert summary.errors == [] and summary.written + summary.skipped == CORPUS_SIZE
+    assert summary.skipped >= 3
+    _exactly_one_output_each(output, rels)
