@@ -240,9 +240,7 @@ def load_checkpoint(
     try:
         ckpt = torch.load(stream, map_location=map_location, weights_only=True)
     except Exception as err:  # torch raises several unrelated types for corrupt input
-        raise CheckpointError(
-            f"{name}: not a readable checkpoint ({type(err).__name__}: {err})"
-        ) from err
+        raise CheckpointError(f"{name}: not a readable checkpoint ({_load_problem(err)})") from err
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         found = ckpt.get("format") if isinstance(ckpt, dict) else type(ckpt).__name__
         raise CheckpointError(f"{name}: not a {FORMAT} file (format: {found!r})")
@@ -320,6 +318,16 @@ def load_model(
     if isinstance(map_location, str | torch.device):
         model.to(map_location)
     return model.eval(), config
+
+
+def _load_problem(err: Exception) -> str:
+    """torch.load's complaint in one short line. Its safe loader's refusal spans a page and
+    suggests ``weights_only=False``, which is exactly what must not be done with such a file."""
+    text = str(err).strip()
+    if "Weights only load failed" in text:
+        return "the safe loader refused it: not a file torch.save wrote, or damaged"
+    first = text.splitlines()[0] if text else ""
+    return f"{type(err).__name__}: {first[:160]}" if first else type(err).__name__
 
 
 def _misfit(expected: Mapping[str, torch.Tensor], found: Mapping[str, Any]) -> str:

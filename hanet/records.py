@@ -40,7 +40,14 @@ from hanet.errors import UserError
 from hanet.formats.dispatch import OUTPUT_FORMATS, SUPPORTED_SUFFIXES
 from hanet.io.errors import StorageError
 from hanet.io.location import Location, within
-from hanet.io.storage import all_files, is_file, list_files, read_bytes, write_text_atomic
+from hanet.io.storage import (
+    all_files,
+    exists,
+    is_file,
+    list_files,
+    read_bytes,
+    write_text_atomic,
+)
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +83,8 @@ def check_locations(source: Location, output: Location) -> None:
 
     Raises:
         RefineJobError: The two overlap: refined objects would be read back as inputs on the
-            next run, or inputs could be overwritten.
+            next run, or inputs could be overwritten; or a local output is, or lies below, a
+            file.
     """
     if within(output, source):
         raise RefineJobError(
@@ -88,6 +96,15 @@ def check_locations(source: Location, output: Location) -> None:
             f"input {source.uri} lies inside the output {output.uri}; choose an output prefix "
             "outside the input"
         )
+    if output.scheme == "file":  # S3 has no files that block a prefix
+        ancestor = output
+        while not ancestor.is_root and not exists(ancestor):
+            ancestor = ancestor.parent
+        if is_file(ancestor):
+            raise RefineJobError(
+                f"output {output.uri}: {ancestor.uri} is a file, not a folder; choose another "
+                "output"
+            )
 
 
 def discover_objects(source: Location) -> tuple[Location, list[str], dict[str, str]]:

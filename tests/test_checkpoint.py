@@ -139,8 +139,12 @@ def test_mismatched_config_is_rejected(tmp_path, config, trained):
 def test_corrupt_file_names_the_file(tmp_path):
     bad = tmp_path / "corrupt.pt"
     bad.write_bytes(b"not a checkpoint at all")
-    with pytest.raises(CheckpointError, match="corrupt.pt: not a readable checkpoint"):
+    with pytest.raises(CheckpointError) as err:
         load_checkpoint(bad)
+    assert str(err.value) == (
+        f"{bad}: not a readable checkpoint (the safe loader refused it: not a file torch.save "
+        "wrote, or damaged)"
+    )
 
 
 @pytest.mark.parametrize(

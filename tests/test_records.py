@@ -30,6 +30,14 @@ def test_locations_must_not_overlap(tmp_path: Path) -> None:
     s3 = parse_location("s3://bucket/corpus", env={})
     with pytest.raises(RefineJobError):
         check_locations(s3, parse_location("s3://bucket/corpus/out", env={}))
+    (tmp_path / "a-file").write_text("")
+    for blocked in (tmp_path / "a-file", tmp_path / "a-file" / "refined" / "deeper"):
+        with pytest.raises(RefineJobError) as err:
+            check_locations(src, parse_location(blocked))
+        assert str(err.value) == (
+            f"output {blocked}: {tmp_path / 'a-file'} is a file, not a folder; choose another "
+            "output"
+        )
 
 
 def test_output_names_keep_paths_and_never_collide() -> None:
