@@ -160,9 +160,9 @@ def _verify(ckpt: dict[str, Any], name: str) -> None:
         if part not in ckpt:
             raise CheckpointError(f"{name}: checkpoint lists a checksum of {part!r} but has none")
         if content_hash(ckpt[part]) != expected:
-            what = "weights" if part == "model" else f"{part} state"
+            what = "weights do" if part == "model" else f"{part} state does"
             raise CheckpointError(
-                f"{name}: the {what} do not match the checksum stored with them: the file is "
+                f"{name}: the {what} not match the checksum stored with them: the file is "
                 "damaged (copy or export it again)"
             )
 
