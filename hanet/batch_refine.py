@@ -37,12 +37,7 @@ from hanet.formats.dispatch import encode_as, read_any
 from hanet.io.errors import EndpointUnreachable, translated
 from hanet.io.location import Location
 from hanet.io.retry import retry_unreachable
-from hanet.io.storage import (
-    delete_tree,
-    fingerprint,
-    open_input,
-    write_bytes_atomic,
-)
+from hanet.io.storage import delete_tree, fingerprint, open_input, write_bytes_atomic
 from hanet.output_checks import check_refined
 from hanet.records import (
     check_locations,
@@ -81,17 +76,8 @@ def read_object(location: Location, cfg: Config) -> list[Sequence]:
 # ----------------------------------------------------------------------------------------------
 # The per-object work (no Ray) and its Ray Data actor
 
-ROW_COLUMNS = (
-    "input",
-    "output",
-    "status",
-    "sequences",
-    "frames",
-    "seconds",
-    "error",
-    "replaced",
-    "retries",
-    "warning",
+ROW_COLUMNS = tuple(
+    "input output status sequences frames seconds error replaced retries warning".split()
 )
 # Pauses before each new attempt at an object while the storage does not answer.
 RETRY_DELAYS_S = (0.5, 1.0, 2.0, 4.0, 8.0)
