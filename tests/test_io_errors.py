@@ -10,6 +10,7 @@ import pytest
 from s3server import S3Server
 
 from hanet.errors import UserError
+from hanet.formats.dispatch import read_any
 from hanet.io.errors import (
     AccessDenied,
     EndpointUnreachable,
@@ -49,6 +50,8 @@ PYARROW_TEXTS = {
         "AWS Error SLOW_DOWN during PutObject operation: Please reduce your request rate.",
         "AWS Error UNKNOWN (HTTP status 0) during GetObject operation: curlCode: 28, Timeout "
         "was reached",
+        "AWS Error UNKNOWN (HTTP status 503) during HeadObject operation: No response body.",
+        "AWS Error UNKNOWN (HTTP status 500) during PutObject operation: all filers failed",
     ],
 }
 
@@ -135,3 +138,14 @@ def test_unreachable_endpoint_is_transient_and_named() -> None:
         )
         assert err.value.transient and isinstance(err.value, StorageError)
         assert "SECRETEXAMPLE" not in str(err.value) and "AKIDEXAMPLE" not in str(err.value)
+
+
+@pytest.mark.parametrize("name", ["a.parquet", "a.npz", "a.json"])
+def test_readers_pass_storage_failures_through_as_they_are(name: str) -> None:
+    # Not the file's fault: a reader must not turn it into "not a readable file", or the job
+    # would record the object as bad instead of trying it again.
+    endpoint = f"http://127.0.0.1:{_free_port()}"
+    env = {"AWS_ACCESS_KEY_ID": "AKIDEXAMPLE", "AWS_SECRET_ACCESS_KEY": "SECRETEXAMPLE"}
+    location = parse_location(f"s3://bucket/in/{name}", endpoint_url=endpoint, env=env)
+    with pytest.raises(EndpointUnreachable):
+        read_any(location, "jhmdb", "2D", 30.0, (320, 240))
