@@ -80,10 +80,11 @@ _UNAVAILABLE = {
     "INTERNAL_FAILURE",
     "REQUEST_TIME_TOO_SKEWED",
 }
-# curl's own words when no HTTP answer came at all (the SDK may call these UNKNOWN).
+# curl's own words when no HTTP answer came at all, and the server errors and throttling the
+# SDK reports as UNKNOWN with their status (a server that is starting up answers 500 or 503).
 _NO_ANSWER = re.compile(
     r"curlCode: (6|7|28|52|55|56)\b|Could(n't| not) (connect|resolve)|Connection refused|"
-    r"timed out|Empty reply",
+    r"timed out|Empty reply|HTTP status (5\d\d|429)\b",
     re.IGNORECASE,
 )
 
@@ -115,7 +116,13 @@ def translate(err: BaseException, location: Location) -> BaseException:
     if code == "NO_SUCH_BUCKET":
         return no_such_bucket(location)
     if code in _UNAVAILABLE or _NO_ANSWER.search(text):
-        reason = code.lower() if code and code != "NETWORK_CONNECTION" else "no connection"
+        status = re.search(r"HTTP status (\d{3})", text)
+        if status and status.group(1) != "000":
+            reason = f"HTTP {status.group(1)}"
+        elif code in _UNAVAILABLE and code != "NETWORK_CONNECTION":
+            reason = code
+        else:
+            reason = "no connection"
         return EndpointUnreachable(
             f"{location.uri}: cannot reach the S3 endpoint {endpoint} ({reason}); check "
             "AWS_ENDPOINT_URL / the network, and run again once it answers"
