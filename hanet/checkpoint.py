@@ -161,8 +161,9 @@ def _verify(ckpt: dict[str, Any], name: str) -> None:
             raise CheckpointError(f"{name}: checkpoint lists a checksum of {part!r} but has none")
         if content_hash(ckpt[part]) != expected:
             what = "weights do" if part == "model" else f"{part} state does"
+            them = "them" if part == "model" else "it"
             raise CheckpointError(
-                f"{name}: the {what} not match the checksum stored with them: the file is "
+                f"{name}: the {what} not match the checksum stored with {them}: the file is "
                 "damaged (copy or export it again)"
             )
 

@@ -213,10 +213,11 @@ def test_damaged_weights_or_optimizer_state_are_an_error_naming_the_file(
     damaged.write_bytes(_damaged(data, largest))
     torch.load(damaged, weights_only=True)  # torch itself reads it without complaint
     what = "weights do" if part == "model" else "optimizer state does"
+    them = "them" if part == "model" else "it"
     with pytest.raises(CheckpointError) as err:
         load_checkpoint(damaged)
     assert str(err.value) == (
-        f"{damaged}: the {what} not match the checksum stored with them: the file is "
+        f"{damaged}: the {what} not match the checksum stored with {them}: the file is "
         "damaged (copy or export it again)"
     )
     with pytest.raises(CheckpointError, match="s3://b/model.pt: the "):
