@@ -3,6 +3,15 @@
 Error isolation
     Reading, checking, refining and writing one object happen inside one ``try``; whatever goes
     wrong becomes that object's error row (its reason names the object) and the job goes on.
+    Refined poses are checked before they are written (:mod:`hanet.output_checks`): NaN or
+    implausible output is an error row, never an object.
+
+Storage outages
+    When the object store stops answering (a restart, a network blip), an object is tried
+    again after growing pauses (:data:`RETRY_DELAYS_S`, about 15 s in all); every step is
+    idempotent, so a retry never duplicates anything. If it still does not answer, the job
+    stops with one error naming the endpoint: the objects finished so far are kept, and a rerun
+    continues from them.
 
 The per-object work lives in :class:`ObjectRefiner`, which needs no Ray; :class:`RefineActor`
 is its Ray Data wrapper, which loads the checkpoint once per actor. :mod:`hanet.records` holds
@@ -11,6 +20,7 @@ the output plan, the done-records and the model identity that make a rerun resum
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from typing import Any
@@ -20,20 +30,16 @@ import ray
 import ray.data
 import torch
 
-from hanet.checkpoint import load_checkpoint, load_model
+from hanet.checkpoint import check_checkpoint, load_model
 from hanet.config import Config, from_dict
-from hanet.data.schema import Sequence
+from hanet.data.schema import Sequence, units_warning
 from hanet.formats.dispatch import encode_as, read_any
+from hanet.io.errors import EndpointUnreachable, translated
 from hanet.io.location import Location
-from hanet.io.storage import (
-    delete_tree,
-    fingerprint,
-    open_input,
-    write_bytes_atomic,
-)
+from hanet.io.retry import retry_unreachable
+from hanet.io.storage import delete_tree, fingerprint, open_input, write_bytes_atomic
+from hanet.output_checks import check_refined
 from hanet.records import (
-    RefineJobError,
-    RefineSummary,
     check_locations,
     discover_objects,
     effective_config,
@@ -41,10 +47,9 @@ from hanet.records import (
     model_identity,
     plan_outputs,
     read_done_record,
-    summarise,
     write_done_record,
-    write_run_files,
 )
+from hanet.refine_summary import RefineSummary, summarise, write_run_files
 from hanet.refiner import Refiner
 
 log = logging.getLogger(__name__)
@@ -73,7 +78,13 @@ def read_object(location: Location, cfg: Config) -> list[Sequence]:
 # ----------------------------------------------------------------------------------------------
 # The per-object work (no Ray) and its Ray Data actor
 
-ROW_COLUMNS = ("input", "output", "status", "sequences", "frames", "seconds", "error", "replaced")
+ROW_COLUMNS = tuple(
+    "input output status sequences frames seconds error replaced retries warning".split()
+)
+# Pauses before each new attempt at an object while the storage does not answer.
+RETRY_DELAYS_S = (0.5, 1.0, 2.0, 4.0, 8.0)
+# The status of an object the storage never answered for: the job stops (see run_refine).
+UNAVAILABLE = "unavailable"
 
 
 class ObjectRefiner:
@@ -120,38 +131,62 @@ class ObjectRefiner:
             "seconds": 0.0,
             "error": "",
             "replaced": "",
+            "retries": 0,
+            "warning": "",
         }
+        # Any S3 location of the job tells a storage outage from the object's own problem.
+        store = location if location.scheme == "s3" else self.output
+
+        def retrying(error: BaseException, delay: float) -> None:
+            row["retries"] += 1
+            log.warning("%s: %s; trying again in %.1f s", location.uri, error, delay)
+
         try:
-            input_fp = fingerprint(location)
-            record = read_done_record(self.output, rel)
-            if is_current(record, self.output, input_fp, self.identity):
-                row.update(
-                    status="skipped",
-                    output=record["output"],
-                    sequences=int(record.get("sequences", 0)),
-                    frames=int(record.get("frames", 0)),
-                )
-                return row
-            sequences = read_object(location, self.cfg)
-            refined = self.refiner.refine_many(sequences)
-            data = encode_as(location, refined, self.output_format, self.cfg.data.representation)
-            write_bytes_atomic(self.output.join(out_rel), data)
-            frames = int(sum(seq.num_frames for seq in refined))
-            previous = (record or {}).get("output")
-            write_done_record(
-                self.output, rel, out_rel, input_fp, data, self.identity, len(refined), frames
+            retry_unreachable(
+                lambda: self._refine_one(location, rel, out_rel, row),
+                store,
+                RETRY_DELAYS_S,
+                retrying,
             )
-            replaced = previous if previous and previous != out_rel else ""
-            row.update(status="written", sequences=len(refined), frames=frames, replaced=replaced)
         except Exception as err:  # isolate every failure to its object
             message = str(err) or type(err).__name__
             if location.uri not in message:
                 message = f"{location.uri}: {message}"
+            row["status"] = UNAVAILABLE if getattr(err, "transient", False) else "error"
             row["error"] = f"{type(err).__name__}: {message}"
             log.warning("refine failed: %s", row["error"])
-        finally:
-            row["seconds"] = time.perf_counter() - began
+        row["seconds"] = time.perf_counter() - began
         return row
+
+    def _refine_one(self, location: Location, rel: str, out_rel: str, row: dict[str, Any]) -> None:
+        """One attempt at one object; fills ``row`` in, raises on any failure."""
+        input_fp = fingerprint(location)
+        record = read_done_record(self.output, rel)
+        if is_current(record, self.output, input_fp, self.identity):
+            row.update(
+                status="skipped",
+                output=record["output"],
+                sequences=int(record.get("sequences", 0)),
+                frames=int(record.get("frames", 0)),
+            )
+            return
+        sequences = read_object(location, self.cfg)
+        warnings = [text for text in map(units_warning, sequences) if text]
+        if warnings:
+            more = f" (and {len(warnings) - 1} more sequence(s))" if len(warnings) > 1 else ""
+            row["warning"] = warnings[0] + more
+        refined = self.refiner.refine_many(sequences)
+        for original, result in zip(sequences, refined):
+            check_refined(original, result)
+        data = encode_as(location, refined, self.output_format, self.cfg.data.representation)
+        write_bytes_atomic(self.output.join(out_rel), data)
+        frames = int(sum(seq.num_frames for seq in refined))
+        previous = (record or {}).get("output")
+        write_done_record(
+            self.output, rel, out_rel, input_fp, data, self.identity, len(refined), frames
+        )
+        replaced = previous if previous and previous != out_rel else ""
+        row.update(status="written", sequences=len(refined), frames=frames, replaced=replaced)
 
 
 class RefineActor:
@@ -176,6 +211,7 @@ class RefineActor:
         identity: str,
         gpu: bool = False,
         threads: int | None = None,
+        checkpoint_name: str | None = None,
     ) -> None:
         if threads:
             torch.set_num_threads(threads)
@@ -183,7 +219,7 @@ class RefineActor:
             checkpoint = ray.get(checkpoint)
         config = from_dict(cfg)
         device = torch.device("cuda" if gpu else "cpu")
-        model, _ = load_model(checkpoint, map_location=device)
+        model, _ = load_model(checkpoint, map_location=device, name=checkpoint_name)
         self.worker = ObjectRefiner(
             Refiner(model, config, device=device),
             config,
@@ -235,21 +271,21 @@ def run_refine(
         ``output/_errors.json``.
 
     Raises:
-        RefineJobError: Overlapping locations, an unreadable checkpoint, bad overrides, or no
-            input at all. Failures of single objects never raise.
+        RefineJobError: Overlapping locations, bad overrides, or no input at all.
+        CheckpointError: The checkpoint is not one, is damaged, or its weights do not fit its
+            config (checked here, before any actor starts).
+        StorageError: The storage refused access, or stopped answering for good mid-job (the
+            objects finished until then are kept). Failures of single objects never raise.
     """
     began = time.perf_counter()
     check_locations(source, output)
-    try:
-        # One sized read (read_bytes streams in chunks, several times slower for a 1 GB file).
-        with open_input(checkpoint) as reader:
-            checkpoint_bytes = reader.read()
-        stored = from_dict(load_checkpoint(checkpoint_bytes)["config"])
-    except (OSError, ValueError) as err:
-        raise RefineJobError(f"checkpoint {checkpoint.uri}: {err}") from err
+    # One sized read (read_bytes streams in chunks, several times slower for a 1 GB file).
+    with translated(checkpoint), open_input(checkpoint) as reader:
+        checkpoint_bytes = reader.read()
+    stored = check_checkpoint(checkpoint_bytes, name=checkpoint.uri)
     cfg = effective_config(stored, overrides)
     fmt = output_format or cfg.refine.output_format
-    root, rels = discover_objects(source)
+    root, rels, not_inputs = discover_objects(source)
     names, name_errors = plan_outputs(rels, fmt)
     identity = model_identity(checkpoint_bytes, cfg, fmt)
     items = [{"input": rel, "output": names[rel]} for rel in rels if rel in names]
@@ -284,18 +320,38 @@ def run_refine(
                 "identity": identity,
                 "gpu": gpu,
                 "threads": threads_per_actor,
+                "checkpoint_name": checkpoint.uri,
             },
         )
         step = max(1, len(items) // 10)
-        for row in results.iter_rows():
-            rows.append(_plain_row(row))
-            if len(rows) % step == 0:
-                log.info("%d/%d objects done", len(rows), len(items))
+        # Closed explicitly: leaving the loop by an exception then shuts the actors down at
+        # once, instead of when the traceback holding the iterator is collected.
+        stream = iter(results.iter_rows())
+        with contextlib.closing(stream):  # type: ignore[type-var]
+            _follow(stream, rows, len(items), step)
         del checkpoint_ref
     _remove_replaced(rows, set(names.values()), output)
-    summary = summarise(rows, name_errors, root, output, time.perf_counter() - began)
+    summary = summarise(
+        rows, name_errors, root, output, time.perf_counter() - began, not_inputs=not_inputs
+    )
     write_run_files(summary, cfg, checkpoint, source, output, fmt, identity)
     return summary
+
+
+def _follow(stream: Any, rows: list[dict[str, Any]], total: int, step: int) -> None:
+    """Collect the job's rows into ``rows``, logging progress; stop the job with one error when
+    the storage never answered for an object (each object finished is kept)."""
+    for row in stream:
+        rows.append(_plain_row(row))
+        if rows[-1]["status"] == UNAVAILABLE:
+            done = sum(r["status"] in ("written", "skipped") for r in rows)
+            raise EndpointUnreachable(
+                f"{rows[-1]['error'].split(': ', 1)[-1]} (tried for {sum(RETRY_DELAYS_S):.0f} s); "
+                f"stopped: {done} of {total} object(s) are complete and kept, a rerun continues "
+                "from them"
+            )
+        if len(rows) % step == 0:
+            log.info("%d/%d objects done", len(rows), total)
 
 
 def _plain_row(row: dict[str, Any]) -> dict[str, Any]:
@@ -308,6 +364,8 @@ def _plain_row(row: dict[str, Any]) -> dict[str, Any]:
         "seconds": float(row["seconds"]),
         "error": str(row["error"]),
         "replaced": str(row["replaced"]),
+        "retries": int(row["retries"]),
+        "warning": str(row["warning"]),
     }
 
 

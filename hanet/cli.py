@@ -2,9 +2,11 @@
 
 The console shows the user's job, not Ray's internals: Ray's own loggers, its workers' output
 and Ray Data's progress bars are quiet unless ``--verbose``; the pipelines print one line per
-step of their own work. A mistake in what the user gave (any :class:`hanet.errors.UserError`,
-or a missing file) is one ``error: ...`` line and exit status 2; anything else is a bug and
-keeps its traceback.
+step of their own work. A mistake in what the user gave (any :class:`hanet.errors.UserError`:
+a config, a data file, a location or its storage, a checkpoint; or a missing or forbidden local
+file) is one ``error: ...`` line and exit status 2, also when it was raised inside a Ray task or
+a Ray Train worker; anything else is a bug and keeps its traceback, with a pointer to
+``--verbose`` for Ray's own logs.
 """
 
 from __future__ import annotations
@@ -14,10 +16,11 @@ import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from hanet.errors import UserError
 
-__all__ = ["exit_on_user_error", "init_ray", "setup_logging"]
+__all__ = ["exit_on_user_error", "init_ray", "setup_logging", "user_error"]
 
 # Loggers that report Ray's own machinery; WARNING and above still get through.
 _RAY_LOGGERS = ("ray", "ray.data", "ray.train", "ray.tune", "ray.serve", "filelock")
@@ -27,6 +30,18 @@ _NOTICE_LOGGERS = (
     "ray._private.authentication.authentication_token_setup",
 )
 USER_ERROR_EXIT = 2
+# Besides our own errors, the OS's refusals of a local path the user named (their text names it).
+_USER_OS_ERRORS = (
+    FileNotFoundError,
+    FileExistsError,
+    PermissionError,
+    IsADirectoryError,
+    NotADirectoryError,
+)
+BUG_HINT = (
+    "this is a bug, not a problem with what you gave; run again with --verbose for Ray's own "
+    "logs and report it with them"
+)
 
 
 class _DropNotices(logging.Filter):
@@ -85,12 +100,50 @@ def init_ray(num_cpus: int | None = None, dashboard: bool = False, verbose: bool
     setup_logging(verbose)  # ray.init installs its own handlers on the "ray" loggers
 
 
+def _wrapped(err: BaseException) -> list[Any]:
+    """The errors a Ray wrapper carries: a task's cause, each Train worker's failure, the Train
+    controller's, and Python's own chain."""
+    inner = [getattr(err, "cause", None), getattr(err, "controller_failure", None)]
+    inner += list((getattr(err, "worker_failures", None) or {}).values())
+    inner.append(err.__cause__)
+    return [e for e in inner if isinstance(e, BaseException) and e is not err]
+
+
+def _is_ray(err: BaseException) -> bool:
+    # RayTaskError(CheckpointError) is a CheckpointError too, but its text is a remote traceback.
+    return type(err).__module__.split(".")[0] == "ray"
+
+
+def user_error(err: BaseException) -> BaseException | None:
+    """The user's mistake behind ``err``: itself, or the one a Ray wrapper carries; None for
+    a bug."""
+    queue, seen = [err], set()
+    while queue:
+        current = queue.pop(0)
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, (UserError, *_USER_OS_ERRORS)) and not _is_ray(current):
+            return current
+        if _is_ray(current):
+            queue.extend(_wrapped(current))
+    return None
+
+
 @contextmanager
 def exit_on_user_error() -> Iterator[None]:
-    """Turn a user's mistake raised inside the block into one ``error: ...`` line on stderr
-    and exit status 2 (``SystemExit``); bugs propagate with their traceback."""
+    """Turn a user's mistake raised inside the block (see :func:`user_error`) into one
+    ``error: ...`` line on stderr and exit status 2 (``SystemExit``); bugs propagate with their
+    traceback, which ends with a pointer to ``--verbose``."""
     try:
         yield
-    except (UserError, FileNotFoundError) as err:
-        print(f"error: {err}", file=sys.stderr, flush=True)
+    except Exception as err:
+        mistake = user_error(err)
+        if mistake is None:
+            if hasattr(err, "add_note"):  # Python >= 3.11: the hint ends the traceback
+                err.add_note(BUG_HINT)
+            else:
+                print(BUG_HINT, file=sys.stderr, flush=True)
+            raise
+        print(f"error: {mistake}", file=sys.stderr, flush=True)
         raise SystemExit(USER_ERROR_EXIT) from None

@@ -25,7 +25,7 @@ import ray.data
 from hanet.config import Config
 from hanet.data.arrow import SCHEMA_VERSION, window_table
 from hanet.data.augment import stored_window_size
-from hanet.data.schema import Sequence
+from hanet.data.schema import Sequence, units_warning
 from hanet.data.splits import clip_folders
 from hanet.data.windows import window_arrays
 from hanet.dataset import (
@@ -55,6 +55,8 @@ class PreprocessResult:
     skipped: bool = False
     seconds: float = 0.0
     errors: list[str] = field(default_factory=list)
+    # Sequences whose body size does not fit the declared units (hanet.data.plausibility).
+    unit_warnings: list[str] = field(default_factory=list)
     stages: dict[str, float] = field(default_factory=dict)  # seconds per stage
 
     @property
@@ -209,6 +211,13 @@ def run_preprocess(
         stages["read_window_write"] = time.perf_counter() - began - sum(stages.values())
         summary = [r for r in records if r["kind"] == "sequence"]
         errors = list(dict.fromkeys(r["error"] for r in records if r["kind"] == "error"))
+        unit_warnings = [r["warning"] for r in summary if r["warning"]]
+        if unit_warnings:
+            log.warning(
+                "%d sequence(s) have a body size that does not fit the declared units, e.g. %s",
+                len(unit_warnings),
+                unit_warnings[0],
+            )
         _check_outcome(summary, errors, on_error, sources)
         shards = sorted((r for r in records if r["kind"] == "shard"), key=lambda r: r["file"])
         log.info(
@@ -262,7 +271,9 @@ def run_preprocess(
         seconds,
         ", ".join(f"{name} {value:.1f} s" for name, value in stages.items()),
     )
-    return PreprocessResult(manifest, seconds=seconds, errors=errors, stages=stages)
+    return PreprocessResult(
+        manifest, seconds=seconds, errors=errors, unit_warnings=unit_warnings, stages=stages
+    )
 
 
 def process_task(task: dict[str, Any], cfg: Config, staging: Location) -> list[dict[str, Any]]:
@@ -281,6 +292,7 @@ def process_task(task: dict[str, Any], cfg: Config, staging: Location) -> list[d
                 "frames": seq.num_frames,
                 "input": task["source"],
                 "clips": sorted(clip_folders(seq)),
+                "warning": units_warning(seq),
             }
         )
     if not sequences:

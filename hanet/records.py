@@ -9,7 +9,8 @@ Layout of an output prefix::
                                     with output_format="same", the input's own name and format)
       _done/<input rel>.json        per-object completion record, written after its output
       _errors.json                  objects of the last run that failed, with the reason
-      _manifest.json                summary of the last run (objects, frames, errors, speed)
+      _manifest.json                summary of the last run (objects, frames, errors, speed,
+                                    files under the input left out and why; hanet.refine_summary)
 
 Names starting with ``_`` or ``.`` are invisible to :func:`hanet.io.storage.list_files`, so the
 bookkeeping never shows up as data, and the output prefix can be fed to another stage as is.
@@ -32,26 +33,31 @@ import logging
 import posixpath
 import time
 from collections import defaultdict
-from dataclasses import dataclass, field
 from typing import Any
 
 from hanet.config import Config, ConfigError
 from hanet.errors import UserError
 from hanet.formats.dispatch import OUTPUT_FORMATS, SUPPORTED_SUFFIXES
+from hanet.io.errors import StorageError
 from hanet.io.location import Location, within
-from hanet.io.storage import is_file, list_files, read_bytes, write_text_atomic
+from hanet.io.storage import (
+    all_files,
+    exists,
+    is_file,
+    list_files,
+    read_bytes,
+    write_text_atomic,
+)
 
 log = logging.getLogger(__name__)
 
 __all__ = [
     "DONE_DIR",
-    "RefineSummary",
-    "summarise",
-    "write_run_files",
     "ERRORS_FILE",
     "MANIFEST_FILE",
     "RefineJobError",
     "check_locations",
+    "describe_left_out",
     "discover_objects",
     "done_record_location",
     "effective_config",
@@ -77,7 +83,8 @@ def check_locations(source: Location, output: Location) -> None:
 
     Raises:
         RefineJobError: The two overlap: refined objects would be read back as inputs on the
-            next run, or inputs could be overwritten.
+            next run, or inputs could be overwritten; or a local output is, or lies below, a
+            file.
     """
     if within(output, source):
         raise RefineJobError(
@@ -89,12 +96,27 @@ def check_locations(source: Location, output: Location) -> None:
             f"input {source.uri} lies inside the output {output.uri}; choose an output prefix "
             "outside the input"
         )
+    if output.scheme == "file":  # S3 has no files that block a prefix
+        ancestor = output
+        while not ancestor.is_root and not exists(ancestor):
+            ancestor = ancestor.parent
+        if is_file(ancestor):
+            raise RefineJobError(
+                f"output {output.uri}: {ancestor.uri} is a file, not a folder; choose another "
+                "output"
+            )
 
 
-def discover_objects(source: Location) -> tuple[Location, list[str]]:
-    """The input root and the relative paths of every supported object under ``source``.
+def discover_objects(source: Location) -> tuple[Location, list[str], dict[str, str]]:
+    """The input root, the relative paths of every supported object under ``source``, and every
+    other file there with the reason it is not an input.
 
     A single file is its own corpus; its folder is the root, so its name is kept.
+
+    Returns:
+        ``(root, inputs, not_inputs)``; ``not_inputs`` maps a relative path to why it was left
+        out: hidden (a name in its path starts with ``.`` or ``_``: bookkeeping, temporaries,
+        markers) or an unsupported suffix.
 
     Raises:
         RefineJobError: Nothing there, or no object with a supported suffix.
@@ -102,13 +124,42 @@ def discover_objects(source: Location) -> tuple[Location, list[str]]:
     try:
         found = list_files(source, suffixes=SUPPORTED_SUFFIXES)
     except FileNotFoundError as err:
+        if isinstance(err, StorageError):  # no such bucket: its own words
+            raise
         raise RefineJobError(f"{source.uri}: no such file or prefix") from err
-    root = source.parent if is_file(source) else source
+    single = is_file(source)
+    root = source.parent if single else source
+    rels = [loc.relative_to(root) for loc in found]
+    not_inputs = {} if single else _not_inputs(all_files(source), set(rels))
     if not found:
+        left_out = f"; left out: {describe_left_out(not_inputs)}" if not_inputs else ""
         raise RefineJobError(
             f"{source.uri}: no input objects (supported: {', '.join(SUPPORTED_SUFFIXES)})"
+            + left_out
         )
-    return root, [loc.relative_to(root) for loc in found]
+    return root, rels, not_inputs
+
+
+def _not_inputs(files: list[tuple[str, int]], inputs: set[str]) -> dict[str, str]:
+    reasons = {}
+    for rel, _ in files:
+        if rel in inputs:
+            continue
+        if any(part.startswith((".", "_")) for part in rel.split("/")):
+            reasons[rel] = "hidden (a name in its path starts with '.' or '_')"
+        else:
+            suffix = posixpath.splitext(rel)[1] or "(none)"
+            reasons[rel] = f"unsupported suffix {suffix}"
+    return reasons
+
+
+def describe_left_out(not_inputs: dict[str, str]) -> str:
+    """``3 file(s): 2 hidden ..., 1 unsupported suffix .txt (e.g. notes.txt)``."""
+    by_reason: dict[str, list[str]] = defaultdict(list)
+    for rel, reason in sorted(not_inputs.items()):
+        by_reason[reason].append(rel)
+    parts = [f"{len(rels)} {reason} (e.g. {rels[0]})" for reason, rels in by_reason.items()]
+    return f"{len(not_inputs)} file(s): " + ", ".join(parts)
 
 
 def plan_outputs(rels: list[str], output_format: str) -> tuple[dict[str, str], dict[str, str]]:
@@ -212,6 +263,8 @@ def read_done_record(output: Location, rel: str) -> dict[str, Any] | None:
         return json.loads(read_bytes(record_loc))
     except FileNotFoundError:
         return None
+    except StorageError:
+        raise  # storage trouble is not a broken record: refining again would not help
     except (ValueError, OSError):
         log.warning("%s: unreadable done-record; refining again", record_loc.uri)
         return None
@@ -259,104 +312,3 @@ def write_done_record(
     write_text_atomic(
         done_record_location(output, rel), json.dumps(record, indent=2, sort_keys=True)
     )
-
-
-@dataclass
-class RefineSummary:
-    """What a run did. ``frames`` counts frames refined by this run (skipped ones excluded)."""
-
-    output: str
-    objects: int = 0
-    written: int = 0
-    skipped: int = 0
-    sequences: int = 0
-    frames: int = 0
-    seconds: float = 0.0
-    errors: list[dict[str, str]] = field(default_factory=list)
-    rows: list[dict[str, Any]] = field(default_factory=list, repr=False)
-
-    @property
-    def frames_per_s(self) -> float:
-        return self.frames / self.seconds if self.seconds > 0 else 0.0
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "output": self.output,
-            "objects": self.objects,
-            "written": self.written,
-            "skipped": self.skipped,
-            "errors": len(self.errors),
-            "sequences": self.sequences,
-            "frames": self.frames,
-            "seconds": round(self.seconds, 3),
-            "frames_per_s": round(self.frames_per_s, 1),
-        }
-
-    def format(self) -> str:
-        lines = [
-            f"objects: {self.objects} (written {self.written}, skipped {self.skipped} already "
-            f"complete, errors {len(self.errors)})",
-            f"frames:  {self.frames} refined in {self.seconds:.1f} s "
-            f"({self.frames_per_s:.0f} frames/s)",
-        ]
-        for error in self.errors[:10]:
-            lines.append(f"  error: {error['reason']}")
-        if len(self.errors) > 10:
-            lines.append(f"  ... and {len(self.errors) - 10} more")
-        if self.errors:
-            lines.append(f"errors manifest: {self.output.rstrip('/')}/{ERRORS_FILE}")
-        return "\n".join(lines)
-
-
-def summarise(
-    rows: list[dict[str, Any]],
-    name_errors: dict[str, str],
-    root: Location,
-    output: Location,
-    seconds: float,
-) -> RefineSummary:
-    rows = sorted(rows, key=lambda r: r["input"])
-    summary = RefineSummary(output=output.uri, objects=len(rows) + len(name_errors))
-    summary.rows = rows
-    summary.seconds = seconds
-    for row in rows:
-        if row["status"] == "written":
-            summary.written += 1
-            summary.sequences += row["sequences"]
-            summary.frames += row["frames"]
-        elif row["status"] == "skipped":
-            summary.skipped += 1
-        else:
-            summary.errors.append({"object": root.join(row["input"]).uri, "reason": row["error"]})
-    for rel, reason in sorted(name_errors.items()):
-        uri = root.join(rel).uri
-        summary.errors.append({"object": uri, "reason": f"{uri}: {reason}"})
-    return summary
-
-
-def write_run_files(
-    summary: RefineSummary,
-    cfg: Config,
-    checkpoint: Location,
-    source: Location,
-    output: Location,
-    output_format: str,
-    identity: str,
-) -> None:
-    """``_errors.json`` (always, so a clean rerun clears old errors) and ``_manifest.json``."""
-    write_text_atomic(output.join(ERRORS_FILE), json.dumps(summary.errors, indent=2) + "\n")
-    manifest = {
-        "format": "hanet-refined",
-        **summary.to_dict(),
-        "input": source.uri,
-        "checkpoint": checkpoint.uri,
-        "model": identity,
-        "output_format": output_format,
-        "layout": cfg.data.joint_layout.to_mapping(),
-        "representation": cfg.data.representation,
-        "objects_table": [
-            {k: r[k] for k in ("input", "output", "status", "sequences", "frames")}
-            for r in summary.rows
-        ],
-    }
-    write_text_atomic(output.join(MANIFEST_FILE), json.dumps(manifest, indent=2) + "\n")

@@ -18,7 +18,15 @@ import yaml
 
 from hanet.errors import UserError
 
-__all__ = ["ConfigError", "build_section", "check_type", "read_yaml", "require", "split_override"]
+__all__ = [
+    "ConfigError",
+    "build_section",
+    "check_type",
+    "read_yaml",
+    "require",
+    "split_override",
+    "yaml_problem",
+]
 
 
 class ConfigError(UserError, ValueError):
@@ -104,8 +112,26 @@ def split_override(text: str) -> tuple[str, Any]:
     if "=" not in text:
         raise ConfigError(f"{text}: overrides take the form section.key=value")
     key, _, value = text.partition("=")
+    if not value.strip():
+        return key.strip(), ""
     # YAML gives numbers, booleans and null their types; `null`/`~` mean None.
-    return key.strip(), yaml.safe_load(value) if value.strip() else ""
+    try:
+        return key.strip(), yaml.safe_load(value)
+    except yaml.YAMLError as err:
+        raise ConfigError(
+            f"--set {text}: the value {value.strip()!r} is not valid YAML "
+            f"({yaml_problem(err, located=False)}); quote text that holds YAML syntax"
+        ) from None
+
+
+def yaml_problem(err: yaml.YAMLError, located: bool = True) -> str:
+    """A YAML error as one line: what is wrong and, when ``located``, where (the library's
+    own text spans several lines and quotes the input)."""
+    problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+    mark = getattr(err, "problem_mark", None)
+    if not located or mark is None:
+        return problem
+    return f"line {mark.line + 1}, column {mark.column + 1}: {problem}"
 
 
 def read_yaml(path: Path, what: str, error: type[Exception] = ConfigError) -> Any:
@@ -118,4 +144,4 @@ def read_yaml(path: Path, what: str, error: type[Exception] = ConfigError) -> An
     try:
         return yaml.safe_load(text)
     except yaml.YAMLError as err:
-        raise error(f"{path}: invalid YAML ({err})") from err
+        raise error(f"{path}: invalid YAML ({yaml_problem(err)})") from err

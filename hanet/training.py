@@ -220,6 +220,8 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
             count += 1
         metrics: dict[str, Any] = {
             "epoch": epoch,
+            # Where this worker group began: > 0 after a restart or resume from a checkpoint.
+            "start_epoch": start_epoch,
             "train_loss": total / max(count, 1),
             "train_steps": count,
             "lr": optimizer.param_groups[0]["lr"],

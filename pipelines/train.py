@@ -25,7 +25,7 @@ from hanet.evaluation import primary_metric
 from hanet.io.location import parse_location
 from hanet.io.storage import exists
 from hanet.report import evaluate_model, headline
-from hanet.runs import EpochFollower, epoch_line, export_run, read_metrics_log
+from hanet.runs import EpochFollower, epoch_line, export_run, remove_orphan_checkpoints, resume_line
 from hanet.training import RUN_NAME, best_checkpoint, build_trainer
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
@@ -69,33 +69,33 @@ def train(
             )
         if resume and not started:
             raise ConfigError(f"--resume {out.uri}: no run there to continue")
-        done = read_metrics_log(out) if resume else []
-        if done:
-            typer.echo(f"resuming {out.uri} after epoch {done[-1]['epoch'] + 1}/{cfg.train.epochs}")
+        if resume:
+            typer.echo(resume_line(out.join(RUN_NAME), cfg))
         init_ray(verbose=verbose)
         trainer = build_trainer(cfg, dataset, out)
-    metric = primary_metric(cfg.data.representation)
-    typer.echo(
-        f"training {cfg.name} on {dataset.uri}: {cfg.train.epochs} epochs, "
-        f"{cfg.train.num_workers} worker(s){' on GPU' if cfg.train.use_gpu else ''}"
-    )
-    with EpochFollower(out, lambda r: typer.echo(epoch_line(r, cfg.train.epochs, metric))):
-        result = trainer.fit()
-    checkpoint = best_checkpoint(result)
-    if checkpoint is None:
-        typer.echo("error: training finished without a checkpoint", err=True)
-        raise typer.Exit(1)
-    model = export_run(checkpoint, cfg, out)
-    typer.echo(f"best checkpoint (validation) exported to {model.uri}")
-    summary = {"model": model.uri, "run": out.uri}
-    test = load_split(dataset, "test")
-    if test:
-        net, stored = load_model(model)
-        report, written = evaluate_model(net, stored, test, load_split(dataset, "val"), out)
-        typer.echo(f"test set ({len(test)} sequences), filters tuned on validation data:")
-        typer.echo(headline(report))
-        typer.echo(f"report: {written['markdown']}")
-        summary["test"] = report.table
+        metric = primary_metric(cfg.data.representation)
+        typer.echo(
+            f"training {cfg.name} on {dataset.uri}: {cfg.train.epochs} epochs, "
+            f"{cfg.train.num_workers} worker(s){' on GPU' if cfg.train.use_gpu else ''}"
+        )
+        with EpochFollower(out, lambda r: typer.echo(epoch_line(r, cfg.train.epochs, metric))):
+            result = trainer.fit()
+        remove_orphan_checkpoints(out.join(RUN_NAME))
+        checkpoint = best_checkpoint(result)
+        if checkpoint is None:
+            typer.echo("error: training finished without a checkpoint", err=True)
+            raise typer.Exit(1)
+        model = export_run(checkpoint, cfg, out)
+        typer.echo(f"best checkpoint (validation) exported to {model.uri}")
+        summary = {"model": model.uri, "run": out.uri}
+        test = load_split(dataset, "test")
+        if test:
+            net, stored = load_model(model)
+            report, written = evaluate_model(net, stored, test, load_split(dataset, "val"), out)
+            typer.echo(f"test set ({len(test)} sequences), filters tuned on validation data:")
+            typer.echo(headline(report))
+            typer.echo(f"report: {written['markdown']}")
+            summary["test"] = report.table
     return summary
 
 

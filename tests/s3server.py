@@ -30,6 +30,7 @@ import socket
 import subprocess
 import sys
 import sysconfig
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -123,6 +124,7 @@ class S3Server:
     data_dir: Path
     startup_s: float = 0.0
     process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+    command: list[str] = field(default_factory=list, repr=False)
 
     @property
     def log_path(self) -> Path:
@@ -181,6 +183,32 @@ class S3Server:
             return "<no log>"
         tail = "\n".join(text.splitlines()[-lines:])
         return tail.replace(self.secret_key, "***").replace(self.access_key, "<access-key>")
+
+    def launch(self) -> None:
+        """Start the server process (again): the same ports, data and identity, which is what
+        a restarted service looks like to its clients. :meth:`stop` it first."""
+        assert self.process is None, "the server is running"
+        # The kernel sends PR_SET_PDEATHSIG when the launching *thread* exits, so a server
+        # started from another thread (a test restarting it mid-job) would die with it; such
+        # a server is left to atexit and the fixture.
+        tied = sys.platform == "linux" and threading.current_thread() is threading.main_thread()
+        with open(self.log_path, "ab") as log_file:
+            self.process = subprocess.Popen(
+                self.command,
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                cwd=self.data_dir,
+                preexec_fn=_die_with_parent if tied else None,
+            )
+
+    def restart(self, down_s: float = 0.0, timeout: float = 30.0) -> None:
+        """Stop the server, keep it down ``down_s`` seconds, start it again and wait until it
+        serves."""
+        self.stop()
+        time.sleep(down_s)
+        self.launch()
+        _wait_ready(self, timeout)
 
     def stop(self, timeout: float = 15.0) -> None:
         """SIGTERM, then SIGKILL after ``timeout`` seconds. Safe to call twice."""
@@ -286,17 +314,10 @@ def start_seaweedfs(tmpdir: str | os.PathLike[str], timeout: float = 30.0) -> S3
             secret_key=secret_key,
             region=REGION,
             data_dir=data_dir,
+            command=cmd,
         )
         started = time.monotonic()
-        with open(server.log_path, "wb") as log_file:
-            server.process = subprocess.Popen(
-                cmd,
-                stdout=log_file,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                cwd=data_dir,
-                preexec_fn=_die_with_parent if sys.platform == "linux" else None,
-            )
+        server.launch()
         atexit.register(server.stop)
         try:
             _wait_ready(server, timeout)

@@ -7,30 +7,53 @@ resumes without losing or duplicating anything; not that the refinement is good.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
+import os
+import signal
+import subprocess
+import sys
+import threading
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pyarrow.fs as pafs
 import pytest
-from posedata import IMAGE_SIZE, parquet_bytes, pipeline
+import torch
+from posedata import IMAGE_SIZE, TINY_MODEL, parquet_bytes, pipeline
+from rayprocs import live_actors
+from s3server import S3Server, S3ServerError, start_seaweedfs
 
-from hanet.batch_refine import run_refine
+from hanet.batch_refine import ObjectRefiner, run_refine
+from hanet.checkpoint import CheckpointError
+from hanet.config import Config, from_dict
 from hanet.data.schema import Sequence
 from hanet.formats.dispatch import read_any
 from hanet.formats.keypoint_json import read_keypoint_json
 from hanet.formats.parquet import read_sequence_parquet
 from hanet.formats.safe_npz import load_npz
+from hanet.io.errors import EndpointUnreachable
 from hanet.io.location import Location, parse_location
-from hanet.io.storage import delete_tree, fingerprint, list_files, read_bytes, write_bytes_atomic
+from hanet.io.storage import (
+    all_files,
+    delete_tree,
+    exists,
+    fingerprint,
+    list_files,
+    read_bytes,
+    write_bytes_atomic,
+)
+from hanet.model import HANet
 from hanet.records import (
     DONE_DIR,
     ERRORS_FILE,
     MANIFEST_FILE,
     done_record_location,
+    sha256,
 )
 from hanet.refiner import Refiner
 
@@ -131,6 +154,94 @@ def _outputs(root: Location) -> list[str]:
 
 # ----------------------------------------------------------------------------------------------
 # Without Ray
+
+
+def _worker(model: HANet, cfg: Config, source: Location, output: Location) -> ObjectRefiner:
+    return ObjectRefiner(Refiner(model, cfg, device="cpu"), cfg, source, output, "parquet", "id")
+
+
+def _nothing_written(output: Location, rel: str) -> bool:
+    out_rel = rel.rsplit(".", 1)[0] + ".parquet"
+    return not exists(output.join(out_rel)) and not exists(done_record_location(output, rel))
+
+
+def test_bad_objects_are_isolated_and_nothing_bad_is_written(
+    tmp_path: Path, sample_sequences
+) -> None:
+    # Zero heads: an untrained model that returns its (interpolated) input, as a trained one
+    # returns something close to it, whatever the units.
+    cfg = from_dict(TINY_MODEL).replace(["model.head_init=zero"])
+    model = HANet(cfg.model)
+    source, output = parse_location(tmp_path / "in"), parse_location(tmp_path / "out")
+    write_bytes_atomic(source.join("good.parquet"), parquet_bytes(sample_sequences[:1]))
+    absurd = dataclasses.replace(sample_sequences[1], pred=sample_sequences[1].pred.copy())
+    absurd.pred[6, 9] = (2e7, 10.0)  # joint 9: r_knee
+    write_bytes_atomic(source.join("absurd.parquet"), parquet_bytes([absurd]))
+    fractions = dataclasses.replace(sample_sequences[2], pred=sample_sequences[2].pred / 320)
+    write_bytes_atomic(source.join("fractions.parquet"), parquet_bytes([fractions]))
+    worker = _worker(model, cfg, source, output)
+
+    good = worker.process("good.parquet", "good.parquet")
+    assert (good["status"], good["error"], good["warning"], good["retries"]) == (
+        "written",
+        "",
+        "",
+        0,
+    )
+    row = worker.process("absurd.parquet", "absurd.parquet")
+    assert row["status"] == "error" and _nothing_written(output, "absurd.parquet")
+    assert row["error"].startswith(
+        f"ReadError: {source.join('absurd.parquet').uri}: sequence '{absurd.sequence_id}': "
+        "poses: frame 6, joint 9 (r_knee) at (2e+07, 10) is implausible"
+    )
+    row = worker.process("fractions.parquet", "fractions.parquet")
+    assert row["status"] == "written" and "rather than pixels" in row["warning"]
+
+
+@pytest.mark.parametrize(
+    ("damage", "says"),
+    [
+        # A run that diverged saves NaN weights, with a valid checksum.
+        (lambda net: net.final_head.bias.data.fill_(float("nan")), "refined poses are not finite"),
+        # Finite but absurd: what a model far outside its training data may return.
+        (lambda net: net.final_head.bias.data.fill_(1e6), "is implausible"),
+    ],
+)
+def test_nan_or_absurd_refinements_go_to_the_errors_not_the_output(
+    tmp_path: Path, sample_sequences, damage, says
+) -> None:
+    cfg = from_dict(TINY_MODEL)
+    model = HANet(cfg.model)
+    damage(model)
+    source, output = parse_location(tmp_path / "in"), parse_location(tmp_path / "out")
+    write_bytes_atomic(source.join("a.parquet"), parquet_bytes(sample_sequences[:2]))
+    row = _worker(model, cfg, source, output).process("a.parquet", "a.parquet")
+    assert row["status"] == "error" and says in row["error"], row["error"]
+    assert row["error"].startswith("RefinedPoseError: ") and "frame 0, joint 0" in row["error"]
+    assert _nothing_written(output, "a.parquet")
+
+
+def test_a_bad_checkpoint_fails_the_job_before_anything_starts(
+    tmp_path: Path, checkpoint: Path, sample_sequences
+) -> None:
+    source = parse_location(tmp_path / "in")
+    write_bytes_atomic(source.join("a.parquet"), parquet_bytes(sample_sequences[:1]))
+    output = parse_location(tmp_path / "out")
+    data = read_bytes(checkpoint)
+    state = torch.load(io.BytesIO(data), weights_only=True)
+    weights = max(state["model"].values(), key=lambda t: t.numel()).numpy().tobytes()
+    at = data.find(weights) + len(weights) // 2
+    damaged = tmp_path / "damaged.pt"
+    damaged.write_bytes(data[:at] + bytes(32) + data[at + 32 :])
+    state["config"]["model"]["hidden_dim"] = 32  # a config its weights do not fit
+    misfit = tmp_path / "misfit.pt"
+    torch.save(state, misfit)
+    for path, says in [(damaged, "do not match the checksum"), (misfit, "do not fit the stored")]:
+        with pytest.raises(CheckpointError) as err:
+            run_refine(parse_location(path), source, output)  # raises before Ray is used
+        assert str(err.value).startswith(f"{path}: the weights ") and says in str(err.value)
+        assert "\n" not in str(err.value)
+    assert not exists(output)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -262,3 +373,169 @@ def test_refine_cli_local_same_format_and_layout_mismatch(
 
 # ----------------------------------------------------------------------------------------------
 # pipelines/evaluate.py
+
+
+# ----------------------------------------------------------------------------------------------
+# Faults injected for real: the object store restarted or stopped, the driver killed
+
+CORPUS_SIZE = 30  # objects; enough that a fault lands while the job is still running
+
+
+@pytest.fixture(scope="module")
+def chaos_s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
+    """A loopback S3 server of its own, which these tests restart and stop (the session's
+    shared one stays up)."""
+    try:
+        server = start_seaweedfs(tmp_path_factory.mktemp("chaos-seaweedfs"))
+    except S3ServerError as err:
+        pytest.skip(str(err))
+    server.make_bucket(BUCKET)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def _corpus(source: Location, seqs: list[Sequence], count: int = CORPUS_SIZE) -> list[str]:
+    rels = [f"clips/{i:03d}.parquet" for i in range(count)]
+    for i, rel in enumerate(rels):
+        write_bytes_atomic(source.join(rel), parquet_bytes([seqs[i % len(seqs)]]))
+    return rels
+
+
+def _done_count(output: Location) -> int:
+    try:
+        return len(all_files(output.join(DONE_DIR)))
+    except OSError:  # the store is down: not yet
+        return -1
+
+
+class When(threading.Thread):
+    """Runs ``action`` once ``output`` holds at least ``done`` done-records."""
+
+    def __init__(self, output: Location, done: int, action) -> None:
+        super().__init__(daemon=True)
+        self.output, self.done, self.action = output, done, action
+        self.fired = threading.Event()
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        while not self.stop.wait(0.05):
+            if _done_count(self.output) >= self.done:
+                self.action()
+                self.fired.set()
+                return
+
+    def __enter__(self) -> When:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.join()
+
+
+def _refine_actors_gone(timeout: float = 60.0) -> bool:
+    """Whether no refine actor is alive (within ``timeout``: a kill takes a moment)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not live_actors("RefineActor"):
+            return True
+        time.sleep(0.5)
+    return False
+
+
+def _exactly_one_output_each(output: Location, rels: list[str]) -> None:
+    """Every input has one output and one done-record whose checksum matches the output's
+    bytes; nothing else is there (no temporaries, no duplicates)."""
+    outputs = {rel: rel.rsplit(".", 1)[0] + ".parquet" for rel in rels}
+    expected = set(outputs.values()) | {f"{DONE_DIR}/{rel}.json" for rel in rels}
+    assert {rel for rel, _ in all_files(output)} == expected | {ERRORS_FILE, MANIFEST_FILE}
+    for rel, out_rel in outputs.items():
+        record = json.loads(read_bytes(done_record_location(output, rel)))
+        assert record["output"] == out_rel
+        assert record["output_sha256"] == sha256(read_bytes(output.join(out_rel))), rel
+
+
+@pytest.mark.ray
+@pytest.mark.s3
+@pytest.mark.chaos
+def test_s3_restarted_mid_job_retries_and_completes(
+    ray_session, chaos_s3: S3Server, checkpoint: Path, sample_sequences
+) -> None:
+    prefix = f"s3://{BUCKET}/{uuid.uuid4().hex[:10]}"
+    source = parse_location(f"{prefix}/corpus", env=chaos_s3.env())
+    output = parse_location(f"{prefix}/refined", env=chaos_s3.env())
+    rels = _corpus(source, sample_sequences)
+    # A real restart (SIGTERM, two seconds down, started again on the same ports and data)
+    # once the first object is complete.
+    with When(output, 1, lambda: chaos_s3.restart(down_s=2.0)) as restart:
+        summary = run_refine(parse_location(checkpoint), source, output, workers=1)
+    assert restart.fired.is_set()
+    assert summary.retries >= 1, "the job never met the outage"
+    assert (summary.written, summary.skipped, summary.errors) == (CORPUS_SIZE, 0, [])
+    _exactly_one_output_each(output, rels)
+
+
+@pytest.mark.ray
+@pytest.mark.s3
+@pytest.mark.chaos
+def test_s3_stopped_is_one_clear_error_and_a_rerun_after_it_returns_completes(
+    ray_session, chaos_s3: S3Server, checkpoint: Path, sample_sequences
+) -> None:
+    prefix = f"s3://{BUCKET}/{uuid.uuid4().hex[:10]}"
+    source = parse_location(f"{prefix}/corpus", env=chaos_s3.env())
+    output = parse_location(f"{prefix}/refined", env=chaos_s3.env())
+    rels = _corpus(source, sample_sequences)
+    ckpt = parse_location(checkpoint)
+    try:
+        # Stopped mid-job, for longer than the retries last: the job stops with one error.
+        with When(output, 1, chaos_s3.stop), pytest.raises(EndpointUnreachable) as err:
+            run_refine(ckpt, source, output, workers=1)
+        message = str(err.value)
+        assert message.startswith(f"{source.uri}/clips/") and "\n" not in message
+        assert f"cannot reach the S3 endpoint {chaos_s3.endpoint}" in message
+        assert "are complete and kept, a rerun continues from them" in message
+        assert chaos_s3.secret_key not in message and chaos_s3.access_key not in message
+        assert _refine_actors_gone(), "the stopped job's actors are still at work"
+        # Still down: a new run says so at once, before any actor starts.
+        with pytest.raises(EndpointUnreachable, match=f"^{source.uri}: cannot reach the S3"):
+            run_refine(ckpt, source, output, workers=1)
+    finally:
+        if chaos_s3.process is None:
+            chaos_s3.restart()
+    summary = run_refine(ckpt, source, output, workers=1)
+    assert summary.skipped >= 1 and summary.written + summary.skipped == CORPUS_SIZE
+    assert summary.errors == []
+    _exactly_one_output_each(output, rels)
+
+
+@pytest.mark.ray
+@pytest.mark.chaos
+def test_driver_killed_mid_job_rerun_gives_exactly_one_output_per_input(
+    ray_session, tmp_path: Path, checkpoint: Path, sample_sequences
+) -> None:
+    source, output = parse_location(tmp_path / "corpus"), parse_location(tmp_path / "refined")
+    rels = _corpus(source, sample_sequences)
+    env = dict(os.environ, RAY_ADDRESS=ray_session.get_runtime_context().gcs_address)
+    command = [
+        sys.executable,
+        str(REPO / "pipelines" / "refine.py"),
+        *("--checkpoint", str(Path(checkpoint.path))),
+        *("--input", source.uri, "--output", output.uri, "--workers", "1"),
+    ]
+    driver = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        with When(output, 3, lambda: driver.send_signal(signal.SIGKILL)) as kill:
+            driver.wait(timeout=300)
+        assert kill.fired.is_set() and driver.returncode == -signal.SIGKILL
+    finally:
+        if driver.poll() is None:
+            driver.kill()
+            driver.wait()
+    finished = _done_count(output)
+    assert 3 <= finished < CORPUS_SIZE, "the driver was not killed mid-job"
+    summary = run_refine(parse_location(checkpoint), source, output, workers=1)
+    assert summary.errors == [] and summary.written + summary.skipped == CORPUS_SIZE
+    assert summary.skipped >= 3
+    _exactly_one_output_each(output, rels)

@@ -13,8 +13,10 @@ from hanet.checkpoint import (
     FORMAT,
     VERSION,
     CheckpointError,
+    check_checkpoint,
     load_checkpoint,
     load_model,
+    model_file_bytes,
     save_checkpoint,
     unwrap_model,
 )
@@ -91,7 +93,7 @@ def test_plain_weights_only_load_and_file_objects(tmp_path, config, trained):
     model = trained[0]
     path = save_checkpoint(tmp_path / "c.pt", model, config)
     raw = torch.load(path.path, weights_only=True)
-    assert set(raw) == {"format", "version", "config", "model"}
+    assert set(raw) == {"format", "version", "config", "model", "checksums"}
     assert all(type(v) is torch.Tensor for v in raw["model"].values())
     with open(path.path, "rb") as f:
         assert load_model(f)[1] == config
@@ -137,8 +139,12 @@ def test_mismatched_config_is_rejected(tmp_path, config, trained):
 def test_corrupt_file_names_the_file(tmp_path):
     bad = tmp_path / "corrupt.pt"
     bad.write_bytes(b"not a checkpoint at all")
-    with pytest.raises(CheckpointError, match="corrupt.pt: not a readable checkpoint"):
+    with pytest.raises(CheckpointError) as err:
         load_checkpoint(bad)
+    assert str(err.value) == (
+        f"{bad}: not a readable checkpoint (the safe loader refused it: not a file torch.save "
+        "wrote, or damaged)"
+    )
 
 
 @pytest.mark.parametrize(
@@ -159,11 +165,18 @@ def test_wrong_format_names_the_file(tmp_path, payload, message):
 
 def test_bad_config_or_weights_name_the_file(tmp_path, config, trained):
     path = save_checkpoint(tmp_path / "c.pt", trained[0], config)
+    assert check_checkpoint(path) == config
     ckpt = torch.load(path.path, weights_only=True)
     ckpt["config"]["model"]["hidden_dim"] = 32
     torch.save(ckpt, path.path)
-    with pytest.raises(CheckpointError, match="c.pt: weights do not fit"):
+    with pytest.raises(CheckpointError, match="c.pt: the weights do not fit") as err:
         load_model(path)
+    # One line: which tensors, how many, in the file and for the config.
+    assert "\n" not in str(err.value) and "tensor(s) of another shape, e.g. " in str(err.value)
+    assert "in the file, [" in str(err.value) and "for the config" in str(err.value)
+    with pytest.raises(CheckpointError) as checked:  # the same, without building the model
+        check_checkpoint(Path(path.path).read_bytes(), name="s3://b/c.pt")
+    assert str(checked.value) == str(err.value).replace(path.path, "s3://b/c.pt")
     ckpt["config"]["model"]["bogus"] = 1
     torch.save(ckpt, path.path)
     with pytest.raises(CheckpointError, match="c.pt: invalid config"):
@@ -173,3 +186,69 @@ def test_bad_config_or_weights_name_the_file(tmp_path, config, trained):
 def test_missing_file(tmp_path):
     with pytest.raises(FileNotFoundError, match="nope.pt"):
         load_checkpoint(tmp_path / "nope.pt")
+
+
+def _damaged(data: bytes, tensor: torch.Tensor) -> bytes:
+    """``data`` with 16 bytes in the middle of ``tensor``'s storage overwritten, as bit rot or a
+    bad copy would: the archive around it stays readable. torch stores tensors uncompressed, so
+    the storage's bytes are found in the file as they are."""
+    raw = tensor.contiguous().numpy().tobytes()
+    offset = data.find(raw)
+    assert offset >= 0 and data.find(raw, offset + 1) < 0
+    middle = offset + len(raw) // 2
+    return data[:middle] + bytes(16) + data[middle + 16 :]
+
+
+@pytest.mark.parametrize("part", ["model", "optimizer"])
+def test_damaged_weights_or_optimizer_state_are_an_error_naming_the_file(
+    tmp_path, config, trained, part
+):
+    model, optimizer, scheduler = trained
+    path = save_checkpoint(tmp_path / "c.pt", model, config, optimizer, scheduler, epoch=1)
+    data = Path(path.path).read_bytes()
+    state = torch.load(io.BytesIO(data), weights_only=True)
+    tensors = state["model"] if part == "model" else state["optimizer"]["state"][0]
+    largest = max(tensors.values(), key=lambda t: t.numel())
+    damaged = tmp_path / "damaged.pt"
+    damaged.write_bytes(_damaged(data, largest))
+    torch.load(damaged, weights_only=True)  # torch itself reads it without complaint
+    what = "weights do" if part == "model" else "optimizer state does"
+    them = "them" if part == "model" else "it"
+    with pytest.raises(CheckpointError) as err:
+        load_checkpoint(damaged)
+    assert str(err.value) == (
+        f"{damaged}: the {what} not match the checksum stored with {them}: the file is "
+        "damaged (copy or export it again)"
+    )
+    with pytest.raises(CheckpointError, match="s3://b/model.pt: the "):
+        load_model(damaged.read_bytes(), name="s3://b/model.pt")
+
+
+def test_a_removed_checksum_is_an_error_and_version_1_files_still_load(tmp_path, config, trained):
+    path = save_checkpoint(tmp_path / "c.pt", trained[0], config)
+    state = torch.load(path.path, weights_only=True)
+    del state["checksums"]
+    torch.save(state, path.path)
+    with pytest.raises(CheckpointError, match="c.pt: checkpoint has no checksum of its weights"):
+        load_checkpoint(path)
+    state["version"] = 1  # written before checksums existed
+    torch.save(state, path.path)
+    assert load_model(path)[1] == config
+
+
+def test_model_file_keeps_weights_config_and_metrics_not_the_optimizer(tmp_path, config, trained):
+    model, optimizer, scheduler = trained
+    path = save_checkpoint(
+        tmp_path / "c.pt", model, config, optimizer, scheduler, epoch=4, metrics={"val": 1.5}
+    )
+    exported = model_file_bytes(path)
+    state = torch.load(io.BytesIO(exported), weights_only=True)
+    assert set(state) == {"format", "version", "config", "model", "epoch", "metrics", "checksums"}
+    assert set(state["checksums"]) == {"model"}
+    # AdamW with amsgrad keeps three tensors per weight: the file shrinks to about a quarter.
+    assert len(exported) < 0.4 * Path(path.path).stat().st_size
+    restored, restored_config = load_model(exported)
+    assert restored_config == config and load_checkpoint(exported)["epoch"] == 4
+    x = torch.randn(2, 11, 30)
+    with torch.no_grad():
+        assert torch.equal(restored(x).final, model.eval()(x).final)

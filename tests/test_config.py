@@ -78,13 +78,24 @@ def test_bad_values_name_the_key(override, names):
     assert "demo_2D.yaml" in str(err.value) or "overrides" in str(err.value)
 
 
+@pytest.mark.parametrize("value", ["[1", "{a", '"abc', "@x", "a: b: c", "%x"])
+def test_override_values_that_are_not_yaml_name_the_override(value):
+    with pytest.raises(ConfigError) as err:
+        load_config(CONFIGS / "demo_2D.yaml", [f"train.lr={value}"])
+    message = str(err.value)
+    assert message.startswith(f"--set train.lr={value}: the value ")
+    assert "is not valid YAML" in message and "\n" not in message
+
+
 def test_bad_files(tmp_path):
     with pytest.raises(ConfigError, match="cannot read config"):
         load_config(tmp_path / "missing.yaml")
     bad = tmp_path / "bad.yaml"
     bad.write_text("model: [1, 2\n")
-    with pytest.raises(ConfigError, match="invalid YAML"):
+    with pytest.raises(ConfigError, match="invalid YAML") as err:
         load_config(bad)
+    message = str(err.value)
+    assert message.startswith(f"{bad}: invalid YAML (line 2, ") and "\n" not in message
     bad.write_text("- a\n- b\n")
     with pytest.raises(ConfigError, match="mapping at the top level"):
         load_config(bad)

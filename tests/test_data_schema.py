@@ -60,6 +60,34 @@ def test_validation_names_the_problem() -> None:
         assert where in str(info.value) and problem in str(info.value), str(info.value)
 
 
+@pytest.mark.parametrize(("field", "what"), [("pred", "poses"), ("gt", "ground truth")])
+def test_an_absurd_finite_value_names_file_sequence_frame_and_joint(
+    field: str, what: str, tmp_path: Path
+) -> None:
+    seq = seq2d(20, "clip_a")
+    getattr(seq, field)[13, 11] = (2.5e6, 80.0)  # joint 11 is r_wrist in the jhmdb layout
+    with pytest.raises(SchemaError) as info:
+        validate_sequence(seq)
+    assert str(info.value).startswith(
+        f"<memory>: sequence 'clip_a': {what}: frame 13, joint 11 (r_wrist) at (2.5e+06, 80) is "
+        "implausible: "
+    )
+    # Through a file, the message names the file read even when a source is recorded inside.
+    good = validate_sequence(seq2d(20, "clip_a"))
+    row = sequences_to_table([good]).to_pylist()[0]
+    values = np.asarray(row[field], dtype=np.float32).reshape(20, 15, 2)
+    values[13, 11] = (2.5e6, 80.0)
+    row[field] = values.reshape(-1).tolist()
+    row["source"] = "/elsewhere/original.npz"
+    path = tmp_path / "shard.parquet"
+    pq.write_table(pa.Table.from_pylist([row], schema=SEQUENCE_SCHEMA), path)
+    with pytest.raises(ReadError) as info:
+        read_sequence_parquet(parse_location(path))
+    message = str(info.value)
+    assert message.startswith(f"{path}: sequence 'clip_a': {what}: frame 13, joint 11 (r_wrist)")
+    assert "original.npz" not in message
+
+
 @pytest.mark.parametrize(
     ("text", "start", "safe"),
     [

@@ -22,3 +22,14 @@ def test_detections_npz_alone_is_inference_input(tmp_path: Path) -> None:
     with pytest.raises(ReadError, match="unsupported file type"):
         read_any(parse_location(tmp_path / "x.csv"), "jhmdb", "2D")
     assert read_detections_npz(parse_location(path), "jhmdb", "2D")[0].fps is None
+
+
+def test_an_absurd_coordinate_names_file_sequence_frame_and_joint(tmp_path: Path) -> None:
+    det = [pose * 100 + 200 for pose in pose_set([30, 30], 15, 2)]
+    det[1][21, 2 * 4] = 4e5  # sequence 1, frame 21, joint 4 (l_shoulder), x
+    path = write_npz(tmp_path / "cam.npz", {"joints_2d": det})
+    with pytest.raises(ReadError) as info:
+        read_detections_npz(parse_location(path), "jhmdb", "2D", 30.0, (640, 480))
+    assert str(info.value).startswith(
+        f"{path}: sequence 1 (cam_00001): poses: frame 21, joint 4 (l_shoulder) at (400000, "
+    )

@@ -23,6 +23,7 @@ from hanet.io.storage import (
     open_input,
     read_bytes,
     read_text,
+    subfolders,
     write_bytes_atomic,
     write_text_atomic,
 )
@@ -65,6 +66,14 @@ def test_list_files(root: Location) -> None:
     assert list_files(root.join("b.parquet"), suffixes=(".json",)) == []
     with pytest.raises(FileNotFoundError):
         list_files(root.join("nothing-here"))
+
+
+def test_subfolders(root: Location) -> None:
+    for rel in ("b/x.bin", "a/y/z.bin", ".h/w.bin", "top.bin"):
+        write_bytes_atomic(root.join(rel), b"1")
+    assert subfolders(root) == [".h", "a", "b"]
+    assert subfolders(root.join("a")) == ["y"]
+    assert subfolders(root.join("top.bin")) == [] and subfolders(root.join("none")) == []
 
 
 def test_delete_tree(root: Location) -> None:

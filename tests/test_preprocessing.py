@@ -336,7 +336,16 @@ def _bad_layout(root: Path, sample_dir: Path) -> dict[str, str]:
     write_pair(root, "mocap2d", "estc", "test", gt_test, evil)
     # A dataset whose name makes a path-like id.
     write_pair(root, "bad..name", "este", "test", gt_test, good_test)
+    # One absurd but finite coordinate; and an estimator whose output is in image fractions,
+    # not the pixels the config declares (valid, but worth a warning).
+    absurd = dict(good_test, joints_2d=[np.array(a, copy=True) for a in good_test["joints_2d"]])
+    absurd["joints_2d"][1][9, 2 * 5] = 3e6
+    write_pair(root, "mocap2d", "estf", "test", gt_test, absurd)
+    fractions = dict(good_test, joints_2d=[np.asarray(a) / 320.0 for a in good_test["joints_2d"]])
+    write_pair(root, "mocap2d", "estg", "test", gt_test, fractions)
     return {
+        "absurd": "mocap2d_estf_test.npz: sequence 1 (mocap2d_estf_test_00001): poses: frame 9, "
+        "joint 5 (r_hip) at (3e+06, ",
         "length": "mocap2d_esta_train.npz: sequence 1 (mocap2d_esta_train_00001): "
         f"{len(det_a['joints_2d'][1])} frames, but ground truth sequence 1",
         "joints": "sequence 2 (mocap2d_esta_train_00002): 14 joints per frame",
@@ -351,7 +360,7 @@ def _bad_layout(root: Path, sample_dir: Path) -> dict[str, str]:
 
 
 def test_bad_input_fails_with_nothing_written_or_is_skipped_and_reported(
-    ray_session: Any, sample_dir: Path, tmp_path: Path
+    ray_session: Any, sample_dir: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     root = tmp_path / "in"
     expected = _bad_layout(root, sample_dir)
@@ -370,7 +379,14 @@ def test_bad_input_fails_with_nothing_written_or_is_skipped_and_reported(
     assert {p: fingerprint(parse_location(p)) for p in root.rglob("*.npz")} == inputs_before
     assert not (root / "pwned").exists()
 
+    caplog.clear()
     result = run_preprocess(cfg, parse_location(root), parse_location(output), on_error="skip")
+    # The fractions warn once for the run, naming a sequence, not once per sequence.
+    assert len(result.unit_warnings) == 3
+    assert "mocap2d_estg_test.npz: sequence 'mocap2d_estg_test_0000" in result.unit_warnings[0]
+    assert "metres or normalised coordinates rather than pixels" in result.unit_warnings[0]
+    units = [r for r in caplog.records if "does not fit the declared units" in r.getMessage()]
+    assert len(units) == 1 and units[0].getMessage().startswith("3 sequence(s) have a body size")
     errors = json.loads((output / ERRORS).read_text())
     assert errors == result.errors and len(errors) == len(expected) + 2
     for problem, text in expected.items():
@@ -386,6 +402,9 @@ def test_bad_input_fails_with_nothing_written_or_is_skipped_and_reported(
         "mocap2d_esta_train_00000",
         "mocap2d_esta_train_00006",
         *(f"mocap2d_este_test_{i:05d}" for i in range(3)),
+        "mocap2d_estf_test_00000",
+        "mocap2d_estf_test_00002",
+        *(f"mocap2d_estg_test_{i:05d}" for i in range(3)),
     }
     # A skip-made dataset does not satisfy a run that must fail on bad input.
     with pytest.raises(DatasetError, match="bad input"):

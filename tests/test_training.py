@@ -7,18 +7,22 @@ import json
 import os
 import signal
 import threading
+import uuid
 from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
+from posedata import DEMO, pipeline
+from rayprocs import live_actors
 
 from hanet.checkpoint import load_checkpoint, load_model
 from hanet.config import TrainConfig, load_config
 from hanet.dataset import DatasetError, load_manifest, load_split
 from hanet.io.location import parse_location
-from hanet.io.storage import exists, list_files, read_bytes, read_text
+from hanet.io.storage import copy_file, exists, list_files, read_bytes, read_text
 from hanet.preprocessing import run_preprocess
-from hanet.runs import CHECKPOINT_FILE, export_run
+from hanet.runs import CHECKPOINT_FILE, RAY_SNAPSHOT, export_run
 from hanet.training import RUN_NAME, best_checkpoint, build_trainer, lr_factor, validation_metrics
 
 TINY = [
@@ -78,8 +82,9 @@ def tiny_dataset(ray_session, sample_dir, tmp_path_factory):
 
 
 class WorkerKiller(threading.Thread):
-    """Kills one live Ray Train worker process with SIGKILL once ``after_epoch`` has a
-    checkpoint in the run folder (found through Ray's state API, as an operator would)."""
+    """Kills one live Ray Train worker process with SIGKILL once Ray has registered the
+    checkpoint of ``after_epoch`` (workers found through Ray's state API, as an operator would).
+    A checkpoint folder alone is not enough: Ray restarts from what it registered."""
 
     def __init__(self, output, after_epoch: int) -> None:
         super().__init__(daemon=True)
@@ -88,24 +93,23 @@ class WorkerKiller(threading.Thread):
         self.stop = threading.Event()
 
     def _ready(self) -> bool:
-        if not exists(self.output.join("metrics.jsonl")):
+        snapshot = Path(self.output.path) / RUN_NAME / RAY_SNAPSHOT
+        try:
+            latest = json.loads(snapshot.read_text()).get("latest_checkpoint_result") or {}
+        except (OSError, ValueError):  # not yet written, or being replaced
             return False
-        epochs = [r["epoch"] for r in _metrics(self.output)]
-        run = Path(self.output.path) / RUN_NAME
-        saved = run.is_dir() and any(p.name.startswith("checkpoint") for p in run.iterdir())
-        return self.after_epoch in epochs and saved
+        return latest.get("metrics", {}).get("epoch", -1) >= self.after_epoch
 
     def run(self) -> None:
-        from ray.util.state import list_actors
-
         # The workers' processes first (the state API can be slow on a loaded machine), then
-        # the kill the moment epoch 0 is checkpointed.
+        # the kill the moment the epoch is checkpointed.
         pids: list[int] = []
         while len(pids) < 2 and not self.stop.wait(0.2):
-            workers = list_actors(
-                filters=[("class_name", "=", "RayTrainWorker"), ("state", "=", "ALIVE")]
+            pids = sorted(
+                int(w["pid"])
+                for w in live_actors("RayTrainWorker")
+                if w["class_name"] == "RayTrainWorker"
             )
-            pids = sorted(int(w["pid"]) for w in workers)
         while not self.stop.wait(0.05):
             if self._ready():
                 os.kill(pids[-1], signal.SIGKILL)  # any worker: the group restarts
@@ -128,6 +132,7 @@ def _metrics(output) -> list[dict]:
 
 @pytest.mark.ray
 @pytest.mark.slow
+@pytest.mark.chaos
 def test_two_workers_learn_survive_a_lost_worker_and_checkpoint_round_trips(tiny_dataset, tmp_path):
     cfg, dataset = tiny_dataset
     cfg = cfg.replace(["train.epochs=3", "train.max_failures=1"])
@@ -140,6 +145,8 @@ def test_two_workers_learn_survive_a_lost_worker_and_checkpoint_round_trips(tiny
     assert killer.killed, "no training worker was killed"
     records = _metrics(output)
     assert [r["epoch"] for r in records] == [0, 1, 2]  # each epoch once, despite the restart
+    # The restarted group began from the last checkpoint, not from scratch.
+    assert records[0]["start_epoch"] == 0 and records[-1]["start_epoch"] >= 1
     assert records[-1]["train_loss"] < records[0]["train_loss"]
     assert all(r["train_steps"] == 6 for r in records)
 
@@ -161,25 +168,34 @@ def test_two_workers_learn_survive_a_lost_worker_and_checkpoint_round_trips(tiny
 @pytest.mark.ray
 @pytest.mark.s3
 @pytest.mark.slow
-def test_checkpoints_on_s3_and_resume_continues(tiny_dataset, s3_server):
+def test_checkpoints_on_s3_and_a_resume_continues_and_cleans_up(tiny_dataset, s3_env, capsys):
     cfg, dataset = tiny_dataset
-    cfg = cfg.replace(["train.epochs=1", "train.num_workers=1"])
-    bucket = s3_server.make_bucket("hanet-train")
-    output = parse_location(f"s3://{bucket}/runs/a", env=s3_server.env())
-    build_trainer(cfg, dataset, output).fit()
+    bucket = s3_env.make_bucket("hanet-train")
+    output = parse_location(f"s3://{bucket}/runs/{uuid.uuid4().hex[:8]}")
+    build_trainer(cfg.replace(["train.epochs=1", "train.num_workers=1"]), dataset, output).fit()
     assert [r["epoch"] for r in _metrics(output)] == [0]
-    stored = list_files(output.join(RUN_NAME))
-    assert any(loc.name == CHECKPOINT_FILE for loc in stored)
+    registered = [loc for loc in list_files(output.join(RUN_NAME)) if loc.name == CHECKPOINT_FILE]
+    assert len(registered) == 1
+    # What a run killed while saving its next checkpoint leaves: a folder Ray never registered.
+    orphan = output.join(RUN_NAME, "checkpoint_2099-01-01_00-00-00.000000")
+    copy_file(registered[0], orphan.join(CHECKPOINT_FILE))
 
-    # Same output and run name with more epochs: Ray resumes from the stored checkpoint.
-    result = build_trainer(cfg.replace(["train.epochs=2"]), dataset, output).fit()
+    # The pipeline, as `train.py --resume RUN` runs it, with one more epoch.
+    summary = pipeline("train").train(
+        config=Path(DEMO),
+        data=dataset.uri,
+        set_=[*TINY, "train.epochs=2", "train.num_workers=1"],
+        resume=output.uri,
+    )
+    printed = capsys.readouterr().out
+    assert f"resuming {output.uri} after epoch 1/2" in printed
     records = _metrics(output)
-    assert [r["epoch"] for r in records] == [0, 1]
-    model_location = export_run(best_checkpoint(result), cfg, output)
-    model, _ = load_model(io.BytesIO(read_bytes(model_location)))
+    assert [(r["epoch"], r["start_epoch"]) for r in records] == [(0, 0), (1, 1)]
+    assert not exists(orphan)
+    state = load_checkpoint(parse_location(summary["model"]))
+    assert "optimizer" not in state and "scheduler" not in state  # weights and config only
+    model, _ = load_model(parse_location(summary["model"]))
     windows = np.zeros((1, cfg.model.window_size, cfg.model.channels), np.float32)
-    import torch
-
     assert torch.isfinite(model(torch.from_numpy(windows)).final).all()
 
 
@@ -207,3 +223,12 @@ def test_augmented_training_reads_longer_windows(ray_session, sample_dir, tmp_pa
     faster = cfg.replace(["augment.speed_max=2.0"])
     with pytest.raises(DatasetError, match=r"augment.speed_max=2.0 needs 9"):
         build_trainer(faster, dataset, parse_location(tmp_path / "run2"))
+
+
+def test_resume_of_something_that_is_not_a_run_is_an_error(tmp_path, capsys) -> None:
+    (tmp_path / "dataset").mkdir()
+    with pytest.raises(SystemExit) as exit_info:
+        pipeline("train").train(config=Path(DEMO), resume=str(tmp_path / "dataset"))
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err == f"error: --resume {tmp_path / 'dataset'}: no run there to continue\n"

@@ -4,7 +4,8 @@ A *sequence* is one track of one video: the estimator's poses ``pred [T, J, D]``
 when known (possibly on some frames only, ``gt_mask [T]``, and on some joints only,
 ``gt_joint_mask [T, J]``), which input joints were observed (``joint_mask [T, J]``), optional
 confidences, and for 2D the image size and per-frame bbox. Every reader returns sequences that
-passed :func:`validate_sequence`; :mod:`hanet.data.arrow` stores them in Parquet.
+passed :func:`validate_sequence`, which also refuses finite but implausible values
+(:mod:`hanet.data.plausibility`); :mod:`hanet.data.arrow` stores them in Parquet.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from hanet.data.plausibility import find_implausible, units_problem
 from hanet.errors import UserError
 from hanet.skeletons import JointLayout, get_layout
 
@@ -25,6 +27,7 @@ __all__ = [
     "Sequence",
     "check_id",
     "safe_name",
+    "units_warning",
     "validate_sequence",
 ]
 
@@ -153,7 +156,9 @@ def validate_sequence(seq: Sequence, expected_joints: int | None = None) -> Sequ
     is what counts: downstream code fills masked joints from neighbours before they reach
     features and leaves them out of metrics. Likewise unknown ground truth (NaN) is recorded in
     ``gt_joint_mask``. Infinite values are errors: no source uses them to mean "missing", so
-    they signal a broken file.
+    they signal a broken file; so are finite values no pose can have (an observed joint or
+    frame hundreds of body sizes away, see :mod:`hanet.data.plausibility`), named by frame
+    and joint.
 
     Raises:
         SchemaError: naming the source, the sequence and the problem.
@@ -254,6 +259,11 @@ def validate_sequence(seq: Sequence, expected_joints: int | None = None) -> Sequ
             raise SchemaError(f"{where}: {len(frame_names)} frame names for {frames} frames")
     if seq.split is not None and seq.split not in SPLITS:
         raise SchemaError(f"{where}: split {seq.split!r} is not one of {list(SPLITS)}")
+    _check_plausible(pred, joint_mask, "poses", seq.representation, image_size, layout, where)
+    if gt is not None:
+        _check_plausible(
+            gt, gt_joint_mask, "ground truth", seq.representation, image_size, layout, where
+        )
     return replace(
         seq,
         layout=layout,
@@ -268,6 +278,27 @@ def validate_sequence(seq: Sequence, expected_joints: int | None = None) -> Sequ
         frame_names=frame_names,
         skeleton=skeleton,
     )
+
+
+def _check_plausible(
+    values: np.ndarray,
+    mask: np.ndarray,
+    what: str,
+    representation: str,
+    image_size: tuple[int, int] | None,
+    layout: JointLayout,
+    where: str,
+) -> None:
+    found = find_implausible(values, mask, representation, image_size)
+    if found is not None:
+        raise SchemaError(f"{where}: {what}: {found.describe(layout.joints[found.joint])}")
+
+
+def units_warning(seq: Sequence) -> str | None:
+    """``source: sequence 'id': why`` when a validated sequence's body size does not fit its
+    declared units (:func:`hanet.data.plausibility.units_problem`), else None."""
+    problem = units_problem(seq.pred, seq.observed(), seq.representation, seq.image_size)
+    return f"{seq.where()}: {problem}" if problem else None
 
 
 def _first_bad_frame(array: np.ndarray) -> int:

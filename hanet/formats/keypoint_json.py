@@ -12,6 +12,7 @@ import numpy as np
 
 from hanet.data.schema import Sequence, safe_name
 from hanet.formats.common import OutputFormatError, ReadError, validated
+from hanet.io.errors import StorageError
 from hanet.io.location import Location
 from hanet.io.storage import read_bytes
 from hanet.skeletons import get_layout
@@ -79,6 +80,8 @@ def read_keypoint_json(
         document = json.loads(read_bytes(location))
     except (UnicodeDecodeError, json.JSONDecodeError) as err:
         raise ReadError(f"{where}: not valid JSON ({err})") from err
+    except StorageError:
+        raise  # not the file's fault: storage that refused or did not answer
     except OSError as err:
         raise ReadError(f"{where}: cannot read ({err})") from err
     images: dict[Any, dict] = {}

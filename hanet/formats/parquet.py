@@ -9,6 +9,7 @@ import pyarrow.parquet as pq
 from hanet.data.arrow import sequences_to_table, table_to_sequences
 from hanet.data.schema import SchemaError, Sequence
 from hanet.formats.common import ReadError, validated
+from hanet.io.errors import StorageError
 from hanet.io.location import Location
 from hanet.io.storage import read_bytes, write_bytes_atomic
 
@@ -27,8 +28,8 @@ def read_sequence_parquet(location: Location) -> list[Sequence]:
     where = location.uri
     try:
         table = pq.read_table(io.BytesIO(read_bytes(location)))
-    except FileNotFoundError:
-        raise
+    except (FileNotFoundError, StorageError):
+        raise  # not the file's fault: a missing file, or storage that refused or did not answer
     except Exception as err:  # pyarrow raises several types for a broken file
         raise ReadError(f"{where}: not a readable Parquet file ({err})") from err
     try:

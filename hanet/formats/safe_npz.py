@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from hanet.formats.common import ReadError
+from hanet.io.errors import StorageError
 from hanet.io.location import Location
 from hanet.io.storage import open_input, read_bytes
 
@@ -79,6 +80,8 @@ def load_npz(location: Location) -> dict[str, np.ndarray]:
     where = location.uri
     try:
         data = read_bytes(location)
+    except StorageError:
+        raise  # not the file's fault: storage that refused or did not answer
     except (OSError, FileNotFoundError) as err:
         raise ReadError(f"{where}: cannot read ({err})") from err
     arrays: dict[str, np.ndarray] = {}

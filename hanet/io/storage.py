@@ -3,6 +3,11 @@ atomically, copy, delete and fingerprint, the same way for local folders and S3.
 
 Only this package and :mod:`hanet.formats` touch files or object storage.
 
+Errors
+    A missing file is a ``FileNotFoundError`` naming it (a missing S3 bucket a
+    :class:`~hanet.io.errors.NoSuchBucket`, which is one); what the object store refuses or
+    cannot answer is a :class:`~hanet.io.errors.StorageError` naming the URI and the endpoint.
+
 Atomicity
     :func:`write_bytes_atomic` makes a file appear complete or not at all (a hidden temporary
     renamed into place locally; one PUT on S3), and :func:`copy_file` does the same for a copy.
@@ -14,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import posixpath
 import uuid
 from collections.abc import Iterable
 from dataclasses import replace
@@ -21,6 +27,7 @@ from dataclasses import replace
 import pyarrow as pa
 import pyarrow.fs as pafs
 
+from hanet.io.errors import not_found, translating
 from hanet.io.location import Location
 
 log = logging.getLogger(__name__)
@@ -39,6 +46,7 @@ __all__ = [
     "open_input",
     "read_bytes",
     "read_text",
+    "subfolders",
     "write_bytes_atomic",
     "write_text_atomic",
 ]
@@ -52,6 +60,7 @@ _COPY_CHUNK = 8 * 1024 * 1024
 # --------------------------------------------------------------------------- queries
 
 
+@translating
 def _info(loc: Location) -> pafs.FileInfo:
     return loc.filesystem().get_file_info(loc.path)
 
@@ -75,6 +84,7 @@ def _hidden(rel: str) -> bool:
     return any(part.startswith((".", "_")) for part in rel.split("/"))
 
 
+@translating
 def list_files(
     loc: Location, suffixes: Iterable[str] | None = None, recursive: bool = True
 ) -> list[Location]:
@@ -102,7 +112,7 @@ def list_files(
 
     info = _info(loc)
     if info.type == pafs.FileType.NotFound:
-        raise FileNotFoundError(f"{loc.uri}: no such file or directory")
+        raise not_found(loc, f"{loc.uri}: no such file or directory")
     if info.type == pafs.FileType.File:
         return [loc] if keep(loc.name) else []
     selector = pafs.FileSelector(loc.path, recursive=recursive)
@@ -117,6 +127,7 @@ def list_files(
     return sorted(found, key=lambda c: c.path)
 
 
+@translating
 def all_files(loc: Location) -> list[tuple[str, int]]:
     """Every file below ``loc`` (hidden ones too) as (relative path, size), sorted."""
     if _info(loc).type != pafs.FileType.Directory:
@@ -129,9 +140,24 @@ def all_files(loc: Location) -> list[tuple[str, int]]:
     return sorted(out)
 
 
+@translating
+def subfolders(loc: Location) -> list[str]:
+    """Names of the folders directly below ``loc`` (on S3: the prefixes one level down),
+    sorted; none when ``loc`` is not a folder."""
+    if _info(loc).type != pafs.FileType.Directory:
+        return []
+    entries = loc.filesystem().get_file_info(pafs.FileSelector(loc.path, recursive=False))
+    return sorted(
+        posixpath.basename(entry.path.rstrip("/"))
+        for entry in entries
+        if entry.type == pafs.FileType.Directory
+    )
+
+
 # --------------------------------------------------------------------------- reading
 
 
+@translating
 def read_bytes(loc: Location) -> bytes:
     """The whole content of a file.
 
@@ -142,7 +168,7 @@ def read_bytes(loc: Location) -> bytes:
         with loc.filesystem().open_input_stream(loc.path) as stream:
             return stream.readall()
     except FileNotFoundError as err:
-        raise FileNotFoundError(f"{loc.uri}: no such file") from err
+        raise not_found(loc, f"{loc.uri}: no such file") from err
 
 
 def read_text(loc: Location, encoding: str = "utf-8") -> str:
@@ -150,6 +176,7 @@ def read_text(loc: Location, encoding: str = "utf-8") -> str:
     return read_bytes(loc).decode(encoding)
 
 
+@translating
 def open_input(loc: Location) -> pa.NativeFile:
     """A seekable, file-like reader (``read``, ``seek``, ``tell``) for pyarrow, numpy, zipfile.
 
@@ -159,7 +186,7 @@ def open_input(loc: Location) -> pa.NativeFile:
     try:
         return loc.filesystem().open_input_file(loc.path)
     except FileNotFoundError as err:
-        raise FileNotFoundError(f"{loc.uri}: no such file") from err
+        raise not_found(loc, f"{loc.uri}: no such file") from err
 
 
 # --------------------------------------------------------------------------- writing
@@ -176,6 +203,7 @@ def _require_file_target(loc: Location) -> None:
         raise ValueError(f"{loc.uri}: cannot write a file at a root")
 
 
+@translating
 def write_bytes_atomic(loc: Location, data: bytes | bytearray | memoryview) -> None:
     """Write a file so that readers see either the old content or the complete new one.
 
@@ -229,6 +257,7 @@ def fsync_dir(path: str) -> None:
         os.close(fd)
 
 
+@translating
 def delete_tree(loc: Location) -> bool:
     """Delete a file or a directory with everything below it; nothing there is fine.
 
@@ -256,6 +285,7 @@ def _same_fs(a: Location, b: Location) -> bool:
     return a.scheme == b.scheme and replace(b, path=a.path) == a
 
 
+@translating
 def copy_file(src: Location, dst: Location) -> None:
     """Copy one file, within or across filesystems; ``dst`` appears complete or not at all.
 
@@ -296,6 +326,7 @@ def copy_file(src: Location, dst: Location) -> None:
 # --------------------------------------------------------------------------- fingerprints
 
 
+@translating
 def fingerprint(loc: Location, full_hash_limit: int = FULL_HASH_LIMIT) -> str:
     """A content fingerprint of a file, for manifests and cache keys.
 

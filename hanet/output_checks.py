@@ -1,0 +1,57 @@
+"""Checks on refined poses before they are committed: nothing non-finite or implausible is ever
+written.
+
+A model with damaged weights, or one fed something it was never trained on, can return NaN or
+absurd coordinates for every frame while the masks still say the joints were observed. The
+batch job calls :func:`check_refined` on every refined sequence of an object before writing
+it; a failure sends the object to the errors manifest with the reason instead.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from hanet.data.plausibility import outside_reference, reference
+from hanet.data.schema import Sequence
+from hanet.errors import UserError
+from hanet.skeletons import get_layout
+
+__all__ = ["RefinedPoseError", "check_refined"]
+
+
+class RefinedPoseError(UserError, ValueError):
+    """Refined poses are not finite or not plausible; the object is not written."""
+
+
+def check_refined(original: Sequence, refined: Sequence) -> None:
+    """Refuse refined poses that are not finite, not of the input's shape, or farther outside
+    the input's own extent than any pose can be (:mod:`hanet.data.plausibility`).
+
+    Args:
+        original: The validated input sequence.
+        refined: Its refinement.
+
+    Raises:
+        RefinedPoseError: naming the sequence, the first bad frame and joint, and how many.
+    """
+    where = original.where()
+    poses = refined.pred
+    if poses.shape != original.pred.shape:
+        raise RefinedPoseError(
+            f"{where}: refined poses have shape {poses.shape}, the input {original.pred.shape}"
+        )
+    joints = get_layout(original.layout).joints
+    broken = ~np.isfinite(poses).all(axis=-1)  # [T, J]
+    if broken.any():
+        frame, joint = (int(i) for i in np.argwhere(broken)[0])
+        raise RefinedPoseError(
+            f"{where}: refined poses are not finite (NaN or inf) at frame {frame}, joint {joint} "
+            f"({joints[joint]}), {int(broken.sum())} joint(s) in all; nothing was written (a "
+            "damaged checkpoint, or input unlike its training data?)"
+        )
+    ref = reference(original.pred, original.observed(), original.representation)
+    found = outside_reference(poses, ref, original.image_size)
+    if found is not None:
+        raise RefinedPoseError(
+            f"{where}: refined poses: {found.describe(joints[found.joint])}; nothing was written"
+        )
