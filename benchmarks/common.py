@@ -8,6 +8,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+SEQUENCES_PER_FILE = 4  # a few tracks per video file
+
 REPO = Path(__file__).resolve().parent.parent
 SAMPLE_DIR = REPO / "data" / "sample"
 DEMO_CONFIG = REPO / "configs" / "demo_2D.yaml"
@@ -37,3 +39,19 @@ def start_ray(num_cpus: int = 4, object_store_bytes: int = 400_000_000, dashboar
 def print_result(figures: dict[str, Any]) -> None:
     """The benchmark's headline figures as its last line, ``RESULT {json}``."""
     print("RESULT " + json.dumps(figures, sort_keys=True, default=float), flush=True)
+
+
+def write_parquet_corpus(sequences: list, folder: Path) -> int:
+    """Sequences as sequence-Parquet files of ``SEQUENCES_PER_FILE`` each (a corpus for the
+    refinement benchmarks); returns the file count."""
+    import pyarrow.parquet as pq
+
+    from hanet.data.arrow import sequences_to_table
+
+    folder.mkdir(parents=True)
+    count = 0
+    for begin in range(0, len(sequences), SEQUENCES_PER_FILE):
+        chunk = sequences[begin : begin + SEQUENCES_PER_FILE]
+        pq.write_table(sequences_to_table(chunk), folder / f"part-{count:04d}.parquet")
+        count += 1
+    return count

@@ -33,14 +33,19 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pyarrow.parquet as pq
 import torch
-from common import PAPER_CONFIG, REPO, SAMPLE_DIR, print_result, start_ray
+from common import (
+    PAPER_CONFIG,
+    REPO,
+    SAMPLE_DIR,
+    print_result,
+    start_ray,
+    write_parquet_corpus,
+)
 
 from hanet.batch_refine import run_refine
 from hanet.checkpoint import save_checkpoint
 from hanet.config import Config, load_config
-from hanet.data.arrow import sequences_to_table
 from hanet.data.schema import Sequence
 from hanet.formats.published import find_published_pairs, read_published_pair
 from hanet.io.location import parse_location
@@ -51,7 +56,6 @@ CONFIGS = {
     "paper 2D": PAPER_CONFIG,
     "demo 2D": REPO / "configs" / "demo_2D.yaml",
 }
-SEQUENCES_PER_FILE = 4  # a few tracks per video file
 
 
 def sample_sequences(cfg: Config) -> list[Sequence]:
@@ -73,17 +77,6 @@ def corpus(sequences: list[Sequence], copies: int, max_frames: int | None) -> li
             out.append(dataclasses.replace(seq, sequence_id=f"{seq.sequence_id}_c{copy}"))
             frames += seq.num_frames
     return out
-
-
-def write_parquet_corpus(sequences: list[Sequence], folder: Path) -> int:
-    """Sequence Parquet files of ``SEQUENCES_PER_FILE`` sequences; returns the file count."""
-    folder.mkdir(parents=True)
-    count = 0
-    for begin in range(0, len(sequences), SEQUENCES_PER_FILE):
-        chunk = sequences[begin : begin + SEQUENCES_PER_FILE]
-        pq.write_table(sequences_to_table(chunk), folder / f"part-{count:04d}.parquet")
-        count += 1
-    return count
 
 
 def refiner_windows(refiner: Refiner, sequences: list[Sequence]) -> np.ndarray:
