@@ -42,7 +42,6 @@ Units
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -115,15 +114,10 @@ class Reference:
     high: np.ndarray | None = None
 
 
-def _quiet_nanmedian(values: np.ndarray, axis: int) -> np.ndarray:
-    with warnings.catch_warnings():  # an all-masked frame's median is NaN, as intended
-        warnings.simplefilter("ignore", RuntimeWarning)
-        return np.nanmedian(values, axis=axis)
-
-
 def _joint_median(values: np.ndarray) -> np.ndarray:
-    """``nanmedian(values, axis=1)`` for a few joints and many frames, without its per-row
-    Python overhead: NaN sorts last, so each row's median sits at its count of numbers."""
+    """``nanmedian(values, axis=1)`` (NaN where a row has no number) without numpy's per-row
+    Python overhead and warnings: NaN sorts last, so each row's median sits at its count of
+    numbers."""
     ordered = np.sort(values, axis=1)
     count = (~np.isnan(values)).sum(axis=1, keepdims=True)  # [T, 1, ...]
     # Elements (n - 1) // 2 and n // 2 of n numbers: the same one when n is odd.
@@ -203,10 +197,10 @@ def find_implausible(
         return None  # every pose is a point: nothing to measure against
     joint_ratios = distances / scale
     flagged = mask & (joint_ratios > LIMIT)
-    middle = _quiet_nanmedian(centres, axis=0)
+    middle = _joint_median(centres[None])[0]  # [D], over frames
     with np.errstate(over="ignore"):
         shift = np.linalg.norm(centres - middle, axis=-1)  # NaN for frames with nothing observed
-    movement = float(np.nanmedian(shift))
+    movement = float(_joint_median(shift[None, :, None])[0, 0])
     frame_ratios = np.nan_to_num(shift / (scale + movement), nan=0.0)
     frames = mask & (frame_ratios > LIMIT)[:, None]
     if representation == "2D" and image_size is not None and (flagged.any() or frames.any()):
