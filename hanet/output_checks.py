@@ -16,20 +16,25 @@ from hanet.data.schema import Sequence
 from hanet.errors import UserError
 from hanet.skeletons import get_layout
 
-__all__ = ["RefinedPoseError", "check_refined"]
+__all__ = ["RefinedPoseError", "check_refined", "displacement"]
 
 
 class RefinedPoseError(UserError, ValueError):
     """Refined poses are not finite or not plausible; the object is not written."""
 
 
-def check_refined(original: Sequence, refined: Sequence) -> None:
+def check_refined(original: Sequence, refined: Sequence) -> float:
     """Refuse refined poses that are not finite, not of the input's shape, or farther outside
     the input's own extent than any pose can be (:mod:`hanet.data.plausibility`).
 
     Args:
         original: The validated input sequence.
         refined: Its refinement.
+
+    Returns:
+        How far the refinement moved the observed joints: their mean displacement from the
+        input in body sizes (the input's median joint distance from its pose centre; for SMPL,
+        in 6D units). A corpus unlike the training data shows up as large displacements.
 
     Raises:
         RefinedPoseError: naming the sequence, the first bad frame and joint, and how many.
@@ -55,3 +60,18 @@ def check_refined(original: Sequence, refined: Sequence) -> None:
         raise RefinedPoseError(
             f"{where}: refined poses: {found.describe(joints[found.joint])}; nothing was written"
         )
+    return displacement(original, poses, ref.scale)
+
+
+def displacement(original: Sequence, poses: np.ndarray, scale: float | None) -> float:
+    """Mean distance of ``poses`` from ``original``'s observed joints, in units of ``scale``
+    (0 when nothing is observed or there is no scale to measure in).
+
+    Shape:
+        poses: [T, J, D], like ``original.pred``.
+    """
+    mask = original.observed()
+    if not scale or not mask.any():
+        return 0.0
+    moved = np.linalg.norm(poses.astype(np.float64) - original.pred, axis=-1)  # [T, J]
+    return float(moved[mask].mean() / scale)

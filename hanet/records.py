@@ -295,9 +295,11 @@ def write_done_record(
     identity: str,
     sequences: int,
     frames: int,
+    displacement: float | None = None,
 ) -> None:
     """Write the done-record of input ``rel``: the commit point of one object, written only
-    once its output ``data`` is complete under ``out_rel``."""
+    once its output ``data`` is complete under ``out_rel``. ``displacement`` is how far the
+    refinement moved the poses (:func:`hanet.output_checks.displacement`)."""
     record = {
         "input": rel,
         "input_fingerprint": input_fingerprint,
@@ -307,6 +309,7 @@ def write_done_record(
         "model": identity,
         "sequences": sequences,
         "frames": frames,
+        "displacement": None if displacement is None else round(displacement, 6),
         "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     write_text_atomic(

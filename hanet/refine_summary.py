@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from typing import Any
+
+import numpy as np
 
 from hanet.config import Config
 from hanet.io.location import Location
@@ -33,6 +36,11 @@ class RefineSummary:
     retries: int = 0
     # Objects whose body size does not fit the declared units (one line each).
     unit_warnings: list[str] = field(default_factory=list)
+    # How far refinement moved the poses, in body sizes, over the complete objects (written or
+    # skipped): min / median / p90 / max, and the objects beyond the limit (input -> value).
+    displacement: dict[str, float] = field(default_factory=dict)
+    displacement_limit: float = 0.1
+    far_moved: dict[str, float] = field(default_factory=dict)
 
     @property
     def frames_per_s(self) -> float:
@@ -52,6 +60,9 @@ class RefineSummary:
             "frames": self.frames,
             "seconds": round(self.seconds, 3),
             "frames_per_s": round(self.frames_per_s, 1),
+            "displacement": self.displacement,
+            "displacement_limit": self.displacement_limit,
+            "far_moved": len(self.far_moved),
         }
 
     def format(self) -> str:
@@ -61,6 +72,21 @@ class RefineSummary:
             f"frames:  {self.frames} refined in {self.seconds:.1f} s "
             f"({self.frames_per_s:.0f} frames/s)",
         ]
+        if self.displacement:
+            d = self.displacement
+            lines.append(
+                f"moved:   {d['median']:.3f} body sizes per joint (median over objects; "
+                f"min {d['min']:.3f}, p90 {d['p90']:.3f}, max {d['max']:.3f})"
+            )
+        if self.far_moved:
+            worst = sorted(self.far_moved.items(), key=lambda item: -item[1])
+            shown = ", ".join(f"{rel} ({value:.2f})" for rel, value in worst[:5])
+            more = f" and {len(worst) - 5} more" if len(worst) > 5 else ""
+            lines.append(
+                f"warning: {len(worst)} object(s) moved more than "
+                f"{self.displacement_limit:g} body sizes (unlike the training data?): "
+                f"{shown}{more}"
+            )
         if self.not_inputs:
             lines.append(f"left out: {describe_left_out(self.not_inputs)}")
         if self.retries:
@@ -86,6 +112,7 @@ def summarise(
     output: Location,
     seconds: float,
     not_inputs: dict[str, str] | None = None,
+    displacement_limit: float = 0.1,
 ) -> RefineSummary:
     rows = sorted(rows, key=lambda r: r["input"])
     summary = RefineSummary(output=output.uri, objects=len(rows) + len(name_errors))
@@ -106,6 +133,22 @@ def summarise(
     for rel, reason in sorted(name_errors.items()):
         uri = root.join(rel).uri
         summary.errors.append({"object": uri, "reason": f"{uri}: {reason}"})
+    complete = [row for row in rows if row["status"] in ("written", "skipped")]
+    moved = {
+        row["input"]: float(row["displacement"])
+        for row in complete
+        if math.isfinite(row.get("displacement", math.nan))
+    }
+    summary.displacement_limit = displacement_limit
+    if moved:
+        values = np.array(list(moved.values()))
+        summary.displacement = {
+            "min": round(float(values.min()), 6),
+            "median": round(float(np.median(values)), 6),
+            "p90": round(float(np.percentile(values, 90)), 6),
+            "max": round(float(values.max()), 6),
+        }
+        summary.far_moved = {rel: v for rel, v in moved.items() if v > displacement_limit}
     return summary
 
 
@@ -131,9 +174,18 @@ def write_run_files(
         "representation": cfg.data.representation,
         "not_inputs": summary.not_inputs,
         "unit_warnings": summary.unit_warnings,
+        "far_moved": summary.far_moved,
         "objects_table": [
             {k: r[k] for k in ("input", "output", "status", "sequences", "frames")}
+            | {"displacement": _json_number(r.get("displacement"))}
             for r in summary.rows
         ],
     }
     write_text_atomic(output.join(MANIFEST_FILE), json.dumps(manifest, indent=2) + "\n")
+
+
+def _json_number(value: Any) -> float | None:
+    """A float for JSON: None where it is not a finite number (NaN is not JSON)."""
+    if value is None or not math.isfinite(float(value)):
+        return None
+    return round(float(value), 6)
