@@ -1,27 +1,30 @@
 """Refine a whole corpus of estimator outputs on Ray Data: one refined object per input object.
 
 Error isolation
-    Reading, checking, refining and writing one object happen inside one ``try``; whatever goes
-    wrong becomes that object's error row (its reason names the object) and the job goes on.
-    Refined poses are checked before they are written (:mod:`hanet.output_checks`): NaN or
-    implausible output is an error row, never an object.
+    Whatever goes wrong with one object (reading, checking, refining, writing) becomes that
+    object's error row (its reason names the object) and the job goes on. Refined poses are
+    checked before they are written (:mod:`hanet.output_checks`): NaN or implausible output is
+    an error row, never an object.
 
 Storage outages
-    When the object store stops answering (a restart, a network blip), an object is tried
-    again after growing pauses (:data:`RETRY_DELAYS_S`, about 15 s in all); every step is
-    idempotent, so a retry never duplicates anything. If it still does not answer, the job
-    stops with one error naming the endpoint: the objects finished so far are kept, and a rerun
-    continues from them.
+    When the object store stops answering (a restart, a network blip), a step of an object is
+    tried again after growing pauses (:data:`hanet.object_refiner.RETRY_DELAYS_S`, about 15 s
+    in all); every step is idempotent, so a retry never duplicates anything. If it still does
+    not answer, the job stops with one error naming the endpoint: the objects finished so far
+    are kept, and a rerun continues from them.
 
-The per-object work lives in :class:`ObjectRefiner`, which needs no Ray; :class:`RefineActor`
-is its Ray Data wrapper, which loads the checkpoint once per actor. :mod:`hanet.records` holds
-the output plan, the done-records and the model identity that make a rerun resume.
+The per-object work lives in :class:`hanet.object_refiner.ObjectRefiner`, which needs no Ray
+and packs the windows of several objects into full batches; :class:`RefineActor` is its Ray
+Data wrapper, which loads the checkpoint once per actor and takes ``refine.batch_objects``
+objects per call. :mod:`hanet.records` holds the output plan, the done-records and the model
+identity that make a rerun resume.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import time
 from typing import Any
 
@@ -31,166 +34,34 @@ import ray.data
 import torch
 
 from hanet.checkpoint import check_checkpoint, load_model
-from hanet.config import Config, from_dict
-from hanet.data.schema import Sequence, units_warning
-from hanet.formats.dispatch import encode_as, read_any
+from hanet.config import from_dict
 from hanet.io.errors import EndpointUnreachable, translated
 from hanet.io.location import Location
-from hanet.io.retry import retry_unreachable
-from hanet.io.storage import delete_tree, fingerprint, open_input, write_bytes_atomic
-from hanet.output_checks import check_refined
+from hanet.io.storage import delete_tree, open_input
+from hanet.object_refiner import (
+    RETRY_DELAYS_S,
+    ROW_COLUMNS,
+    UNAVAILABLE,
+    ObjectRefiner,
+)
 from hanet.records import (
     check_locations,
     discover_objects,
     effective_config,
-    is_current,
     model_identity,
     plan_outputs,
-    read_done_record,
-    write_done_record,
 )
 from hanet.refine_summary import RefineSummary, summarise, write_run_files
 from hanet.refiner import Refiner
 
 log = logging.getLogger(__name__)
 
-__all__ = ["ObjectRefiner", "RefineActor", "read_object", "run_refine"]
-
-
-def read_object(location: Location, cfg: Config) -> list[Sequence]:
-    """The sequences of one input object, read as the checkpoint's data config says.
-
-    Sequence Parquet carries its own image size and frame rate; where a file lacks them, the
-    config's ``data.image_width/height`` and ``data.fps`` fill in, as for the other formats.
-    """
-    data = cfg.data
-    sequences = read_any(
-        location, data.joint_layout, data.representation, data.fps, data.image_size
-    )
-    for seq in sequences:
-        if seq.image_size is None and seq.representation == "2D":
-            seq.image_size = data.image_size
-        if seq.fps is None:
-            seq.fps = data.fps
-    return sequences
-
-
-# ----------------------------------------------------------------------------------------------
-# The per-object work (no Ray) and its Ray Data actor
-
-ROW_COLUMNS = tuple(
-    "input output status sequences frames seconds error replaced retries warning".split()
-)
-# Pauses before each new attempt at an object while the storage does not answer.
-RETRY_DELAYS_S = (0.5, 1.0, 2.0, 4.0, 8.0)
-# The status of an object the storage never answered for: the job stops (see run_refine).
-UNAVAILABLE = "unavailable"
-
-
-class ObjectRefiner:
-    """Refines whole objects: read, check, refine, write atomically, record completion.
-
-    Usable without Ray (a notebook can refine one object with the same code as the job).
-
-    Args:
-        refiner: The loaded model.
-        cfg: The effective config (checkpoint's plus overrides): how to read inputs.
-        source_root: Folder or prefix that input paths are relative to.
-        output: Output folder or prefix.
-        output_format: ``"parquet"`` or ``"same"`` (the input's own format).
-        identity: :func:`model_identity` of this run; done-records must carry it to count.
-    """
-
-    def __init__(
-        self,
-        refiner: Refiner,
-        cfg: Config,
-        source_root: Location,
-        output: Location,
-        output_format: str,
-        identity: str,
-    ) -> None:
-        self.refiner = refiner
-        self.cfg = cfg
-        self.source_root = source_root
-        self.output = output
-        self.output_format = output_format
-        self.identity = identity
-
-    @torch.inference_mode()
-    def process(self, rel: str, out_rel: str) -> dict[str, Any]:
-        """Refine one object unless already done; never raises (errors become the row)."""
-        began = time.perf_counter()
-        location = self.source_root.join(rel)
-        row: dict[str, Any] = {
-            "input": rel,
-            "output": out_rel,
-            "status": "error",
-            "sequences": 0,
-            "frames": 0,
-            "seconds": 0.0,
-            "error": "",
-            "replaced": "",
-            "retries": 0,
-            "warning": "",
-        }
-        # Any S3 location of the job tells a storage outage from the object's own problem.
-        store = location if location.scheme == "s3" else self.output
-
-        def retrying(error: BaseException, delay: float) -> None:
-            row["retries"] += 1
-            log.warning("%s: %s; trying again in %.1f s", location.uri, error, delay)
-
-        try:
-            retry_unreachable(
-                lambda: self._refine_one(location, rel, out_rel, row),
-                store,
-                RETRY_DELAYS_S,
-                retrying,
-            )
-        except Exception as err:  # isolate every failure to its object
-            message = str(err) or type(err).__name__
-            if location.uri not in message:
-                message = f"{location.uri}: {message}"
-            row["status"] = UNAVAILABLE if getattr(err, "transient", False) else "error"
-            row["error"] = f"{type(err).__name__}: {message}"
-            log.warning("refine failed: %s", row["error"])
-        row["seconds"] = time.perf_counter() - began
-        return row
-
-    def _refine_one(self, location: Location, rel: str, out_rel: str, row: dict[str, Any]) -> None:
-        """One attempt at one object; fills ``row`` in, raises on any failure."""
-        input_fp = fingerprint(location)
-        record = read_done_record(self.output, rel)
-        if is_current(record, self.output, input_fp, self.identity):
-            row.update(
-                status="skipped",
-                output=record["output"],
-                sequences=int(record.get("sequences", 0)),
-                frames=int(record.get("frames", 0)),
-            )
-            return
-        sequences = read_object(location, self.cfg)
-        warnings = [text for text in map(units_warning, sequences) if text]
-        if warnings:
-            more = f" (and {len(warnings) - 1} more sequence(s))" if len(warnings) > 1 else ""
-            row["warning"] = warnings[0] + more
-        refined = self.refiner.refine_many(sequences)
-        for original, result in zip(sequences, refined):
-            check_refined(original, result)
-        data = encode_as(location, refined, self.output_format, self.cfg.data.representation)
-        write_bytes_atomic(self.output.join(out_rel), data)
-        frames = int(sum(seq.num_frames for seq in refined))
-        previous = (record or {}).get("output")
-        write_done_record(
-            self.output, rel, out_rel, input_fp, data, self.identity, len(refined), frames
-        )
-        replaced = previous if previous and previous != out_rel else ""
-        row.update(status="written", sequences=len(refined), frames=frames, replaced=replaced)
+__all__ = ["RefineActor", "run_refine"]
 
 
 class RefineActor:
-    """Ray Data actor: loads the checkpoint once, then refines one object per row.
+    """Ray Data actor: loads the checkpoint once, then refines the objects of each batch with
+    their windows packed together (:meth:`ObjectRefiner.process_many`).
 
     Args:
         checkpoint: The checkpoint's bytes, or an ``ObjectRef`` to them (so that a checkpoint
@@ -227,13 +98,12 @@ class RefineActor:
             output,
             output_format,
             identity,
+            io_threads=config.refine.io_threads,
         )
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, list]:
-        rows = [
-            self.worker.process(str(rel), str(out))
-            for rel, out in zip(batch["input"], batch["output"])
-        ]
+        items = [(str(rel), str(out)) for rel, out in zip(batch["input"], batch["output"])]
+        rows = self.worker.process_many(items)
         return {column: [row[column] for row in rows] for column in ROW_COLUMNS}
 
 
@@ -292,6 +162,9 @@ def run_refine(
     if limit is not None:
         items = items[:limit]
     workers = max(1, min(workers or cfg.refine.concurrency, max(1, len(items))))
+    # Several objects per call let their windows fill batches; no more than an even share per
+    # actor, so that a small job still spreads over the pool.
+    per_call = max(1, min(cfg.refine.batch_objects, math.ceil(len(items) / workers)))
     log.info(
         "refining %d object(s) from %s into %s with %d actor(s)%s",
         len(items),
@@ -307,7 +180,7 @@ def run_refine(
         dataset = ray.data.from_items(items, override_num_blocks=min(len(items), 200))
         results = dataset.map_batches(
             RefineActor,
-            batch_size=1,  # objects differ widely in size; one per call balances the actors
+            batch_size=per_call,
             compute=ray.data.ActorPoolStrategy(size=workers),
             num_cpus=cfg.refine.cpus_per_actor,
             num_gpus=1 if gpu else None,
@@ -332,7 +205,13 @@ def run_refine(
         del checkpoint_ref
     _remove_replaced(rows, set(names.values()), output)
     summary = summarise(
-        rows, name_errors, root, output, time.perf_counter() - began, not_inputs=not_inputs
+        rows,
+        name_errors,
+        root,
+        output,
+        time.perf_counter() - began,
+        not_inputs=not_inputs,
+        displacement_limit=cfg.refine.displacement_limit,
     )
     write_run_files(summary, cfg, checkpoint, source, output, fmt, identity)
     return summary
@@ -366,6 +245,7 @@ def _plain_row(row: dict[str, Any]) -> dict[str, Any]:
         "replaced": str(row["replaced"]),
         "retries": int(row["retries"]),
         "warning": str(row["warning"]),
+        "displacement": float(row["displacement"]),
     }
 
 

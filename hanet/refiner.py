@@ -61,7 +61,12 @@ class Refiner:
         self.config = config
         self.device = torch.device(device) if device is not None else _default_device()
         self.model = model.to(self.device).eval()
-        self.batch_windows = config.refine.batch_windows
+        cuda = self.device.type == "cuda"
+        refine = config.refine
+        self.batch_windows = refine.gpu_batch_windows if cuda else refine.batch_windows
+        self.bf16 = refine.precision == "bf16" or (refine.precision == "auto" and cuda)
+        # Compiled once here; the eager module stays in self.model (weights, checkpoints).
+        self.forward = torch.compile(self.model, dynamic=True) if refine.compile else None
         self.weights = window_position_weights(
             config.model.window_size, config.refine.merge_weights
         )
@@ -138,13 +143,19 @@ class Refiner:
 
     @torch.inference_mode()
     def run_windows(self, windows: np.ndarray) -> np.ndarray:
-        """The model's final poses for normalised windows ``[W, T, C]``, in chunks."""
+        """The model's final poses for normalised windows ``[W, T, C]``, in batches of
+        ``refine.batch_windows`` (float32 out, whatever the arithmetic)."""
+        forward = self.model if self.forward is None else self.forward
+        cuda = self.device.type == "cuda"
         results = []
         for begin in range(0, len(windows), self.batch_windows):
             chunk = torch.from_numpy(
-                np.ascontiguousarray(windows[begin : begin + self.batch_windows])
+                np.ascontiguousarray(windows[begin : begin + self.batch_windows], np.float32)
             )
-            out = self.model(chunk.to(self.device, torch.float32)).final
+            if cuda:  # page-locked, so the copy overlaps the previous batch's kernels
+                chunk = chunk.pin_memory().to(self.device, non_blocking=True)
+            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
+                out = forward(chunk).final
             results.append(out.float().cpu().numpy())
         return np.concatenate(results) if results else np.zeros_like(windows)
 

@@ -289,14 +289,34 @@ class RefineConfig:
     # How overlapping windows merge: "uniform" mean (published) or "sine"-weighted towards
     # each window's centre (see hanet.windows.window_position_weights).
     merge_weights: Literal["uniform", "sine"] = "uniform"
+    # Windows per forward pass, packed across sequences and objects: on a CPU, and on a GPU
+    # (where a pass must be large to fill the device; 4096 demo windows take about 0.2 GB).
     batch_windows: int = 256
+    gpu_batch_windows: int = 4096
+    # Objects per call of a batch-refinement actor: their windows fill batches together while
+    # the reads and writes of the others run on ``io_threads`` threads.
+    batch_objects: int = 8
+    io_threads: int = 4
     concurrency: int = 1
     cpus_per_actor: float = 0.5
     output_format: Literal["parquet", "same"] = "parquet"
+    # Arithmetic of the forward pass: "auto" is bf16 autocast on a GPU and float32 on a CPU
+    # (where bf16 matmuls are slower on most cores).
+    precision: Literal["auto", "fp32", "bf16"] = "auto"
+    # torch.compile the model once per refiner (a start-up cost of seconds to minutes; worth it
+    # only for long jobs, see benchmarks/refine_frontier.py).
+    compile: bool = False
+    # Objects whose refinement moved the observed joints by more than this many body sizes on
+    # average are listed in the refine summary (a corpus unlike the training data).
+    displacement_limit: float = 0.1
 
     def validate(self) -> None:
         require(self.stride_q >= 1, "refine.stride_q", "must be >= 1")
         require(self.window_step >= 0, "refine.window_step", "must be >= 0 (0 = use stride_q)")
         require(self.batch_windows >= 1, "refine.batch_windows", "must be >= 1")
+        require(self.gpu_batch_windows >= 1, "refine.gpu_batch_windows", "must be >= 1")
+        require(self.batch_objects >= 1, "refine.batch_objects", "must be >= 1")
+        require(self.io_threads >= 1, "refine.io_threads", "must be >= 1")
+        require(self.displacement_limit > 0, "refine.displacement_limit", "must be > 0")
         require(self.concurrency >= 1, "refine.concurrency", "must be >= 1")
         require(self.cpus_per_actor > 0, "refine.cpus_per_actor", "must be > 0")

@@ -7,7 +7,6 @@ resumes without losing or duplicating anything; not that the refinement is good.
 
 from __future__ import annotations
 
-import dataclasses
 import io
 import json
 import os
@@ -24,13 +23,12 @@ import numpy as np
 import pyarrow.fs as pafs
 import pytest
 import torch
-from posedata import IMAGE_SIZE, TINY_MODEL, parquet_bytes, pipeline
+from posedata import IMAGE_SIZE, parquet_bytes, pipeline
 from rayprocs import live_actors
 from s3server import S3Server, S3ServerError, start_seaweedfs
 
-from hanet.batch_refine import ObjectRefiner, run_refine
+from hanet.batch_refine import run_refine
 from hanet.checkpoint import CheckpointError
-from hanet.config import Config, from_dict
 from hanet.data.schema import Sequence
 from hanet.formats.dispatch import read_any
 from hanet.formats.keypoint_json import read_keypoint_json
@@ -47,7 +45,6 @@ from hanet.io.storage import (
     read_bytes,
     write_bytes_atomic,
 )
-from hanet.model import HANet
 from hanet.records import (
     DONE_DIR,
     ERRORS_FILE,
@@ -127,7 +124,9 @@ def _check_equal(refiner: Refiner, source: Location, output: Location, rel: str)
     assert sorted(got) == sorted(expected), rel
     missing = 0
     for seq_id, (original, want) in expected.items():
-        np.testing.assert_allclose(got[seq_id].pred, want.pred, atol=1e-5, err_msg=seq_id)
+        np.testing.assert_allclose(
+            got[seq_id].pred, want.pred, rtol=1e-4, atol=1e-4, err_msg=seq_id
+        )
         np.testing.assert_array_equal(got[seq_id].joint_mask, original.joint_mask)
         assert got[seq_id].frame_names == original.frame_names
         missing += int((~got[seq_id].joint_mask).sum())
@@ -154,71 +153,6 @@ def _outputs(root: Location) -> list[str]:
 
 # ----------------------------------------------------------------------------------------------
 # Without Ray
-
-
-def _worker(model: HANet, cfg: Config, source: Location, output: Location) -> ObjectRefiner:
-    return ObjectRefiner(Refiner(model, cfg, device="cpu"), cfg, source, output, "parquet", "id")
-
-
-def _nothing_written(output: Location, rel: str) -> bool:
-    out_rel = rel.rsplit(".", 1)[0] + ".parquet"
-    return not exists(output.join(out_rel)) and not exists(done_record_location(output, rel))
-
-
-def test_bad_objects_are_isolated_and_nothing_bad_is_written(
-    tmp_path: Path, sample_sequences
-) -> None:
-    # Zero heads: an untrained model that returns its (interpolated) input, as a trained one
-    # returns something close to it, whatever the units.
-    cfg = from_dict(TINY_MODEL).replace(["model.head_init=zero"])
-    model = HANet(cfg.model)
-    source, output = parse_location(tmp_path / "in"), parse_location(tmp_path / "out")
-    write_bytes_atomic(source.join("good.parquet"), parquet_bytes(sample_sequences[:1]))
-    absurd = dataclasses.replace(sample_sequences[1], pred=sample_sequences[1].pred.copy())
-    absurd.pred[6, 9] = (2e7, 10.0)  # joint 9: r_knee
-    write_bytes_atomic(source.join("absurd.parquet"), parquet_bytes([absurd]))
-    fractions = dataclasses.replace(sample_sequences[2], pred=sample_sequences[2].pred / 320)
-    write_bytes_atomic(source.join("fractions.parquet"), parquet_bytes([fractions]))
-    worker = _worker(model, cfg, source, output)
-
-    good = worker.process("good.parquet", "good.parquet")
-    assert (good["status"], good["error"], good["warning"], good["retries"]) == (
-        "written",
-        "",
-        "",
-        0,
-    )
-    row = worker.process("absurd.parquet", "absurd.parquet")
-    assert row["status"] == "error" and _nothing_written(output, "absurd.parquet")
-    assert row["error"].startswith(
-        f"ReadError: {source.join('absurd.parquet').uri}: sequence '{absurd.sequence_id}': "
-        "poses: frame 6, joint 9 (r_knee) at (2e+07, 10) is implausible"
-    )
-    row = worker.process("fractions.parquet", "fractions.parquet")
-    assert row["status"] == "written" and "rather than pixels" in row["warning"]
-
-
-@pytest.mark.parametrize(
-    ("damage", "says"),
-    [
-        # A run that diverged saves NaN weights, with a valid checksum.
-        (lambda net: net.final_head.bias.data.fill_(float("nan")), "refined poses are not finite"),
-        # Finite but absurd: what a model far outside its training data may return.
-        (lambda net: net.final_head.bias.data.fill_(1e6), "is implausible"),
-    ],
-)
-def test_nan_or_absurd_refinements_go_to_the_errors_not_the_output(
-    tmp_path: Path, sample_sequences, damage, says
-) -> None:
-    cfg = from_dict(TINY_MODEL)
-    model = HANet(cfg.model)
-    damage(model)
-    source, output = parse_location(tmp_path / "in"), parse_location(tmp_path / "out")
-    write_bytes_atomic(source.join("a.parquet"), parquet_bytes(sample_sequences[:2]))
-    row = _worker(model, cfg, source, output).process("a.parquet", "a.parquet")
-    assert row["status"] == "error" and says in row["error"], row["error"]
-    assert row["error"].startswith("RefinedPoseError: ") and "frame 0, joint 0" in row["error"]
-    assert _nothing_written(output, "a.parquet")
 
 
 def test_a_bad_checkpoint_fails_the_job_before_anything_starts(
@@ -345,7 +279,8 @@ def test_refine_cli_local_same_format_and_layout_mismatch(
     for i, (original, want) in enumerate(expected.values()):
         poses = np.asarray(stored[i]).reshape(want.pred.shape)
         observed = original.joint_mask
-        np.testing.assert_allclose(poses[observed], want.pred[observed], atol=1e-5)
+        # Windows packed with other objects' windows: float32 sums in another order.
+        np.testing.assert_allclose(poses[observed], want.pred[observed], rtol=1e-4, atol=1e-4)
         assert (poses[~observed] == -1).all() and (~observed).sum() == (i == 0)
     again = read_any(out.join("npz/cam1.npz"), "jhmdb", "2D", 30.0, IMAGE_SIZE)
     assert [s.sequence_id for s in again] == list(expected)

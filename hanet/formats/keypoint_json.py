@@ -114,10 +114,11 @@ def read_keypoint_json(
     layout_name = layout or _LAYOUT_BY_KEYPOINTS.get(keypoint_count or 0)
     if layout_name is None:
         raise ReadError(f"{where}: no joint layout known for {keypoint_count} keypoints")
-    if get_layout(layout_name).num_joints != keypoint_count:
+    declared = get_layout(layout_name)
+    if declared.num_joints != keypoint_count:
         raise ReadError(
-            f"{where}: {keypoint_count} keypoints per detection, but layout {layout_name!r} has "
-            f"{get_layout(layout_name).num_joints}"
+            f"{where}: {keypoint_count} keypoints per detection, but layout {declared.name!r} "
+            f"has {declared.num_joints}"
         )
     order = _frame_order(frames, where)
     index = {frame: i for i, frame in enumerate(order)}

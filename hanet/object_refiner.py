@@ -1,0 +1,291 @@
+"""Refine whole objects (files) with one loaded model: read, cut, run, merge, check, write and
+record each, with the windows of many objects packed into full batches.
+
+Packing
+    Objects differ widely in size, and most hold a few short sequences: one forward pass per
+    object would run small batches and leave the model waiting for each read and write. Here a
+    call takes several objects; their reads (and done-record checks) run on a small thread
+    pool while the model runs, their windows are packed into batches of
+    ``refine.batch_windows`` across object boundaries, and each object's merge, checks and
+    atomic write go back to the pool as soon as its last window has run. Storage waits (S3
+    round trips, fsync) then overlap the model's arithmetic instead of adding to it.
+
+Error isolation
+    Everything that can go wrong with one object (it cannot be read, does not fit the
+    checkpoint, its refined poses are not finite or not plausible, its output cannot be
+    written) becomes that object's error row, naming it; the other objects of the call go on.
+    When the object store stops answering, the step is tried again after growing pauses
+    (every step is idempotent); an object it never answered for is marked ``unavailable``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from collections.abc import Callable
+from collections.abc import Sequence as Seq
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import numpy as np
+import torch
+
+from hanet.config import Config
+from hanet.data.schema import Sequence, units_warning
+from hanet.formats.dispatch import encode_as, read_any
+from hanet.io.location import Location
+from hanet.io.retry import retry_unreachable
+from hanet.io.storage import fingerprint, write_bytes_atomic
+from hanet.output_checks import check_refined
+from hanet.records import is_current, read_done_record, write_done_record
+from hanet.refiner import Cut, Refiner
+
+log = logging.getLogger(__name__)
+
+__all__ = ["ROW_COLUMNS", "UNAVAILABLE", "ObjectRefiner", "read_object"]
+
+ROW_COLUMNS = tuple(
+    "input output status sequences frames seconds error replaced retries warning "
+    "displacement".split()
+)
+# Pauses before each new attempt at a step while the storage does not answer (about 15 s).
+RETRY_DELAYS_S = (0.5, 1.0, 2.0, 4.0, 8.0)
+# The status of an object the storage never answered for: the job stops (see run_refine).
+UNAVAILABLE = "unavailable"
+
+T = TypeVar("T")
+
+
+def read_object(location: Location, cfg: Config) -> list[Sequence]:
+    """The sequences of one input object, read as the checkpoint's data config says.
+
+    Sequence Parquet carries its own image size and frame rate; where a file lacks them, the
+    config's ``data.image_width/height`` and ``data.fps`` fill in, as for the other formats.
+    """
+    data = cfg.data
+    sequences = read_any(
+        location, data.joint_layout, data.representation, data.fps, data.image_size
+    )
+    for seq in sequences:
+        if seq.image_size is None and seq.representation == "2D":
+            seq.image_size = data.image_size
+        if seq.fps is None:
+            seq.fps = data.fps
+    return sequences
+
+
+def new_row(rel: str, out_rel: str) -> dict[str, Any]:
+    """An object's result row before anything was tried (see :data:`ROW_COLUMNS`)."""
+    return {
+        "input": rel,
+        "output": out_rel,
+        "status": "error",
+        "sequences": 0,
+        "frames": 0,
+        "seconds": 0.0,
+        "error": "",
+        "replaced": "",
+        "retries": 0,
+        "warning": "",
+        "displacement": float("nan"),
+    }
+
+
+@dataclass
+class _Read:
+    """One object read and cut, waiting for its windows to run."""
+
+    row: dict[str, Any]
+    location: Location
+    input_fp: str
+    record: dict[str, Any] | None
+    sequences: list[Sequence]
+    cuts: list[Cut]
+    outputs: list[np.ndarray] = field(default_factory=list)
+
+    @property
+    def windows(self) -> int:
+        return sum(len(cut.starts) for cut in self.cuts)
+
+
+class ObjectRefiner:
+    """Refines whole objects; usable without Ray (a notebook can refine one object with the
+    same code as the job).
+
+    Args:
+        refiner: The loaded model.
+        cfg: The effective config (checkpoint's plus overrides): how to read inputs.
+        source_root: Folder or prefix that input paths are relative to.
+        output: Output folder or prefix.
+        output_format: ``"parquet"`` or ``"same"`` (the input's own format).
+        identity: :func:`hanet.records.model_identity` of this run; done-records must carry it
+            to count.
+        io_threads: Threads reading and writing objects while the model runs.
+    """
+
+    def __init__(
+        self,
+        refiner: Refiner,
+        cfg: Config,
+        source_root: Location,
+        output: Location,
+        output_format: str,
+        identity: str,
+        io_threads: int = 4,
+    ) -> None:
+        self.refiner = refiner
+        self.cfg = cfg
+        self.source_root = source_root
+        self.output = output
+        self.output_format = output_format
+        self.identity = identity
+        self.io_threads = max(1, io_threads)
+
+    def process(self, rel: str, out_rel: str) -> dict[str, Any]:
+        """Refine one object unless already done; never raises (errors become the row)."""
+        return self.process_many([(rel, out_rel)])[0]
+
+    @torch.inference_mode()
+    def process_many(self, items: Seq[tuple[str, str]]) -> list[dict[str, Any]]:
+        """Refine objects ``(input, output)`` (relative paths), their windows packed together;
+        never raises: one row per object, in order, says what happened to it.
+
+        Each row's ``seconds`` is the object's share (by frames) of the call's time, so that
+        the rows of a job add up to its actors' busy time.
+        """
+        began = time.perf_counter()
+        rows = [new_row(rel, out_rel) for rel, out_rel in items]
+        pending: list[_Read] = []
+        finishing: list[Future[None]] = []
+        with ThreadPoolExecutor(self.io_threads, thread_name_prefix="hanet-io") as pool:
+            reads = [pool.submit(self._guarded, row, self._read, row) for row in rows]
+            for future in reads:
+                read = future.result()
+                if read is None:  # already done, or failed (the row says which)
+                    continue
+                pending.append(read)
+                if sum(item.windows for item in pending) >= self.refiner.batch_windows:
+                    finishing += self._run(pending, pool)
+                    pending = []
+            finishing += self._run(pending, pool)
+            for future in finishing:
+                future.result()
+        self._share_time(rows, time.perf_counter() - began)
+        return rows
+
+    # -- steps ------------------------------------------------------------------------------
+
+    def _guarded(
+        self, row: dict[str, Any], step: Callable[[dict[str, Any]], T], *args: Any
+    ) -> T | None:
+        """``step(*args)`` with storage outages retried; any failure becomes ``row``'s error."""
+        location = self.source_root.join(row["input"])
+        # Any S3 location of the job tells a storage outage from the object's own problem.
+        store = location if location.scheme == "s3" else self.output
+
+        def retrying(error: BaseException, delay: float) -> None:
+            row["retries"] += 1
+            log.warning("%s: %s; trying again in %.1f s", location.uri, error, delay)
+
+        try:
+            return retry_unreachable(lambda: step(*args), store, RETRY_DELAYS_S, retrying)
+        except Exception as err:  # isolate every failure to its object
+            message = str(err) or type(err).__name__
+            if location.uri not in message:
+                message = f"{location.uri}: {message}"
+            row["status"] = UNAVAILABLE if getattr(err, "transient", False) else "error"
+            row["error"] = f"{type(err).__name__}: {message}"
+            log.warning("refine failed: %s", row["error"])
+            return None
+
+    def _read(self, row: dict[str, Any]) -> _Read | None:
+        """Read and cut one object; None (the row filled in) when it is already complete."""
+        location = self.source_root.join(row["input"])
+        input_fp = fingerprint(location)
+        record = read_done_record(self.output, row["input"])
+        if is_current(record, self.output, input_fp, self.identity):
+            assert record is not None
+            row.update(
+                status="skipped",
+                output=record["output"],
+                sequences=int(record.get("sequences", 0)),
+                frames=int(record.get("frames", 0)),
+                displacement=float(record.get("displacement", float("nan"))),
+            )
+            return None
+        sequences = read_object(location, self.cfg)
+        warnings = [text for text in map(units_warning, sequences) if text]
+        if warnings:
+            more = f" (and {len(warnings) - 1} more sequence(s))" if len(warnings) > 1 else ""
+            row["warning"] = warnings[0] + more
+        cuts = [self.refiner.cut(seq) for seq in sequences]
+        return _Read(row, location, input_fp, record, sequences, cuts)
+
+    def _run(self, reads: list[_Read], pool: ThreadPoolExecutor) -> list[Future[None]]:
+        """Run the windows of ``reads`` as full batches; hand each object to the pool to be
+        finished."""
+        if not reads:
+            return []
+        windows = np.concatenate([cut.windows for read in reads for cut in read.cuts])
+        try:
+            outputs = self.refiner.run_windows(windows)
+        except Exception as err:  # the model failed on this pack: each object says so
+            for read in reads:
+                self._guarded(read.row, _raise, err)
+            return []
+        offset = 0
+        for read in reads:
+            for cut in read.cuts:
+                read.outputs.append(outputs[offset : offset + len(cut.starts)])
+                offset += len(cut.starts)
+        return [pool.submit(self._guarded, read.row, self._finish, read) for read in reads]
+
+    def _finish(self, read: _Read) -> None:
+        """Merge, check, encode and write one object, then commit it with its done-record."""
+        row, out_rel = read.row, read.row["output"]
+        refined, moved, frames = [], 0.0, 0
+        for seq, cut, out in zip(read.sequences, read.cuts, read.outputs):
+            result = dataclasses.replace(seq, pred=self.refiner.merge(seq, cut, out))
+            moved += check_refined(seq, result) * seq.num_frames
+            frames += seq.num_frames
+            refined.append(result)
+        displacement = moved / frames if frames else 0.0
+        data = encode_as(read.location, refined, self.output_format, self.cfg.data.representation)
+        write_bytes_atomic(self.output.join(out_rel), data)
+        write_done_record(
+            self.output,
+            row["input"],
+            out_rel,
+            read.input_fp,
+            data,
+            self.identity,
+            len(refined),
+            frames,
+            displacement=displacement,
+        )
+        previous = (read.record or {}).get("output")
+        replaced = previous if previous and previous != out_rel else ""
+        row.update(
+            status="written",
+            sequences=len(refined),
+            frames=frames,
+            replaced=replaced,
+            displacement=displacement,
+        )
+
+    @staticmethod
+    def _share_time(rows: list[dict[str, Any]], seconds: float) -> None:
+        frames = sum(row["frames"] for row in rows if row["status"] == "written")
+        for row in rows:
+            if not frames:
+                row["seconds"] = seconds / len(rows)
+            elif row["status"] == "written":
+                row["seconds"] = seconds * row["frames"] / frames
+            else:
+                row["seconds"] = 0.0
+
+
+def _raise(err: BaseException) -> None:
+    raise err

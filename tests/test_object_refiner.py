@@ -1,0 +1,153 @@
+"""Refining whole objects without Ray (hanet.object_refiner): packing windows across objects,
+isolating bad objects, checking refined poses and recording how far they moved."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from posedata import TINY_MODEL, parquet_bytes
+
+from hanet.config import Config, from_dict
+from hanet.formats.parquet import read_sequence_parquet
+from hanet.io.location import Location, parse_location
+from hanet.io.storage import (
+    exists,
+    read_bytes,
+    write_bytes_atomic,
+)
+from hanet.model import HANet
+from hanet.object_refiner import ObjectRefiner
+from hanet.records import (
+    done_record_location,
+)
+from hanet.refiner import Refiner
+
+
+def _worker(model: HANet, cfg: Config, source: Location, output: Location) -> ObjectRefiner:
+    return ObjectRefiner(Refiner(model, cfg, device="cpu"), cfg, source, output, "parquet", "id")
+
+
+def _nothing_written(output: Location, rel: str) -> bool:
+    out_rel = rel.rsplit(".", 1)[0] + ".parquet"
+    return not exists(output.join(out_rel)) and not exists(done_record_location(output, rel))
+
+
+def test_bad_objects_are_isolated_and_nothing_bad_is_written(
+    tmp_path: Path, sample_sequences
+) -> None:
+    # Zero heads: an untrained model that returns its (interpolated) input, as a trained one
+    # returns something close to it, whatever the units.
+    cfg = from_dict(TINY_MODEL).replace(["model.head_init=zero"])
+    model = HANet(cfg.model)
+    source, output = parse_location(tmp_path / "in"), parse_location(tmp_path / "out")
+    write_bytes_atomic(source.join("good.parquet"), parquet_bytes(sample_sequences[:1]))
+    absurd = dataclasses.replace(sample_sequences[1], pred=sample_sequences[1].pred.copy())
+    absurd.pred[6, 9] = (2e7, 10.0)  # joint 9: r_knee
+    write_bytes_atomic(source.join("absurd.parquet"), parquet_bytes([absurd]))
+    fractions = dataclasses.replace(sample_sequences[2], pred=sample_sequences[2].pred / 320)
+    write_bytes_atomic(source.join("fractions.parquet"), parquet_bytes([fractions]))
+    worker = _worker(model, cfg, source, output)
+
+    good = worker.process("good.parquet", "good.parquet")
+    assert (good["status"], good["error"], good["warning"], good["retries"]) == (
+        "written",
+        "",
+        "",
+        0,
+    )
+    row = worker.process("absurd.parquet", "absurd.parquet")
+    assert row["status"] == "error" and _nothing_written(output, "absurd.parquet")
+    assert row["error"].startswith(
+        f"ReadError: {source.join('absurd.parquet').uri}: sequence '{absurd.sequence_id}': "
+        "poses: frame 6, joint 9 (r_knee) at (2e+07, 10) is implausible"
+    )
+    row = worker.process("fractions.parquet", "fractions.parquet")
+    assert row["status"] == "written" and "rather than pixels" in row["warning"]
+
+
+@pytest.mark.parametrize(
+    ("damage", "says"),
+    [
+        # A run that diverged saves NaN weights, with a valid checksum.
+        (lambda net: net.final_head.bias.data.fill_(float("nan")), "refined poses are not finite"),
+        # Finite but absurd: what a model far outside its training data may return.
+        (lambda net: net.final_head.bias.data.fill_(1e6), "is implausible"),
+    ],
+)
+def test_nan_or_absurd_refinements_go_to_the_errors_not_the_output(
+    tmp_path: Path, sample_sequences, damage, says
+) -> None:
+    cfg = from_dict(TINY_MODEL)
+    model = HANet(cfg.model)
+    damage(model)
+    source, output = parse_location(tmp_path / "in"), parse_location(tmp_path / "out")
+    write_bytes_atomic(source.join("a.parquet"), parquet_bytes(sample_sequences[:2]))
+    row = _worker(model, cfg, source, output).process("a.parquet", "a.parquet")
+    assert row["status"] == "error" and says in row["error"], row["error"]
+    assert row["error"].startswith("RefinedPoseError: ") and "frame 0, joint 0" in row["error"]
+    assert _nothing_written(output, "a.parquet")
+
+
+def test_packed_objects_equal_one_at_a_time_and_record_their_displacement(
+    tmp_path: Path, refiner: Refiner, sample_sequences
+) -> None:
+    cfg = refiner.config
+    source = parse_location(tmp_path / "in")
+    # Five objects of one or two sequences; a pack of 7 windows spans object boundaries.
+    names = []
+    for i in range(5):
+        names.append(f"o{i}.parquet")
+        write_bytes_atomic(
+            source.join(names[-1]), parquet_bytes(sample_sequences[i : i + 1 + i % 2])
+        )
+    write_bytes_atomic(source.join("broken.parquet"), b"PAR1 not parquet")
+    items = [(name, name) for name in [*names[:2], "broken.parquet", *names[2:]]]
+    small = Refiner(refiner.model, cfg.replace(["refine.batch_windows=7"]), device="cpu")
+    packed = ObjectRefiner(small, cfg, source, parse_location(tmp_path / "packed"), "parquet", "id")
+    single = _worker(refiner.model, cfg, source, parse_location(tmp_path / "single"))
+
+    rows = packed.process_many(items)
+    assert [row["input"] for row in rows] == [rel for rel, _ in items]
+    assert [row["status"] for row in rows] == ["written"] * 2 + ["error"] + ["written"] * 3
+    assert rows[2]["error"].startswith("ReadError: ") and "broken.parquet" in rows[2]["error"]
+    for name, row in zip(names, [*rows[:2], *rows[3:]]):
+        alone = single.process(name, name)
+        assert alone["frames"] == row["frames"] and alone["sequences"] == row["sequences"]
+        got = read_sequence_parquet(parse_location(tmp_path / "packed").join(name))
+        want = read_sequence_parquet(parse_location(tmp_path / "single").join(name))
+        for a, b in zip(got, want):
+            np.testing.assert_allclose(a.pred, b.pred, atol=1e-5)
+        # How far the poses moved, in body sizes, by hand from the input and the output.
+        inputs = read_sequence_parquet(source.join(name))
+        moved = [
+            np.linalg.norm(out.pred.astype(np.float64) - seq.pred, axis=-1)[seq.observed()].mean()
+            / _body_size(seq)
+            * seq.num_frames
+            for seq, out in zip(inputs, got)
+        ]
+        expected = sum(moved) / sum(seq.num_frames for seq in inputs)
+        assert row["displacement"] == pytest.approx(expected, rel=1e-6)
+        record = json.loads(
+            read_bytes(done_record_location(parse_location(tmp_path / "packed"), name))
+        )
+        assert record["displacement"] == pytest.approx(expected, rel=1e-5)
+    # The rows' seconds share the call's time by frames: they add up to it.
+    assert rows[2]["seconds"] == 0.0 and all(row["seconds"] > 0 for row in rows if row["frames"])
+    again = packed.process_many(items)
+    assert [row["status"] for row in again] == ["skipped"] * 2 + ["error"] + ["skipped"] * 3
+    assert [row["displacement"] for row in again if row["status"] == "skipped"] == pytest.approx(
+        [row["displacement"] for row in rows if row["status"] == "written"], rel=1e-5
+    )
+
+
+def _body_size(seq) -> float:
+    """The median over frames of the median distance of observed joints from the frame's
+    median joint (the body size of hanet.data.plausibility), with numpy's nanmedian."""
+    observed = np.where(seq.observed()[..., None], seq.pred.astype(np.float64), np.nan)
+    centres = np.nanmedian(observed, axis=1, keepdims=True)
+    spreads = np.nanmedian(np.linalg.norm(observed - centres, axis=-1), axis=1)
+    return float(np.median(spreads[np.isfinite(spreads) & (spreads > 0)]))

@@ -1,0 +1,64 @@
+"""hanet.refiner: the same refinement whatever the batching, arithmetic or compilation, and on
+a GPU when there is one."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from hanet.refiner import Refiner
+
+
+def _windows(refiner: Refiner, sequences) -> np.ndarray:
+    return np.concatenate([refiner.cut(seq).windows for seq in sequences])
+
+
+def test_sequences_refined_together_equal_one_at_a_time(refiner: Refiner, sample_sequences):
+    together = refiner.refine_many(sample_sequences)
+    for seq, got in zip(sample_sequences, together):
+        np.testing.assert_allclose(got.pred, refiner.refine(seq).pred, atol=1e-5)
+        assert got.pred.shape == seq.pred.shape and got.pred.dtype == np.float32
+
+
+def test_batches_of_any_size_give_the_same_windows(refiner: Refiner, sample_sequences):
+    windows = _windows(refiner, sample_sequences)
+    small = Refiner(refiner.model, refiner.config.replace(["refine.batch_windows=3"]), "cpu")
+    assert len(windows) > 3 * 4
+    np.testing.assert_allclose(small.run_windows(windows), refiner.run_windows(windows), atol=1e-5)
+
+
+def test_bf16_arithmetic_stays_within_bf16_precision(refiner: Refiner, sample_sequences):
+    windows = _windows(refiner, sample_sequences)
+    full = refiner.run_windows(windows)
+    half = Refiner(refiner.model, refiner.config.replace(["refine.precision=bf16"]), "cpu")
+    assert half.bf16 and not refiner.bf16  # "auto" is float32 on a CPU
+    got = half.run_windows(windows)
+    assert got.dtype == np.float32
+    # bf16 keeps 8 bits of mantissa: errors of a few parts in a thousand of the values' scale.
+    scale = np.abs(full).max()
+    assert np.abs(got - full).max() <= 0.02 * scale
+    assert not np.array_equal(got, full)  # the setting really changed the arithmetic
+
+
+@pytest.mark.slow
+def test_compiled_model_equals_the_eager_one(refiner: Refiner, sample_sequences):
+    windows = _windows(refiner, sample_sequences[:2])
+    compiled = Refiner(refiner.model, refiner.config.replace(["refine.compile=true"]), "cpu")
+    assert compiled.forward is not None
+    np.testing.assert_allclose(
+        compiled.run_windows(windows), refiner.run_windows(windows), atol=1e-4
+    )
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_gpu_refinement_uses_device_batches_and_bf16_and_matches_the_cpu(
+    refiner: Refiner, sample_sequences
+):
+    gpu = Refiner(refiner.model, refiner.config, device="cuda")
+    assert gpu.bf16 and gpu.batch_windows == refiner.config.refine.gpu_batch_windows
+    windows = _windows(refiner, sample_sequences)
+    cpu = Refiner(refiner.model.cpu(), refiner.config, device="cpu").run_windows(windows)
+    got = gpu.run_windows(windows)
+    assert np.abs(got - cpu).max() <= 0.02 * np.abs(cpu).max()
