@@ -28,7 +28,7 @@ from ray.train.torch import TorchTrainer
 from hanet.checkpoint import load_checkpoint, save_checkpoint, unwrap_model
 from hanet.config import Config, TrainConfig, from_dict
 from hanet.data.arrow import WINDOW_BATCH_COLUMNS, window_batch
-from hanet.data.augment import augment_batch, crop_batch
+from hanet.data.augment import augment_batch, crop_batch, start_pad
 from hanet.data.schema import Sequence
 from hanet.data.windows import key_frame_mask
 from hanet.dataset import DatasetError, check_shape, committed_manifest, window_files
@@ -70,6 +70,7 @@ def lr_factor(step: int, train: TrainConfig, steps_per_epoch: int) -> float:
 def batch_loss(model: torch.nn.Module, batch: dict[str, torch.Tensor], cfg: Config) -> LossOutput:
     """The configured loss of ``model`` on one batch of windows (:data:`WINDOW_BATCH_COLUMNS`)."""
     output = model(batch["input"])
+    lookahead = cfg.train.lookahead
     return hanet_loss(
         output.final.float(),
         output.refined.float(),
@@ -81,6 +82,8 @@ def batch_loss(model: torch.nn.Module, batch: dict[str, torch.Tensor], cfg: Conf
         mutual=cfg.train.mutual,
         frame_valid=batch["frame_mask"],
         accel_weight=cfg.train.accel_weight,
+        position=None if lookahead is None else cfg.model.window_size - 1 - lookahead,
+        position_weight=cfg.train.loss_lambda * cfg.train.lookahead_weight,
     )
 
 
@@ -104,8 +107,9 @@ def validation_metrics(model: torch.nn.Module, cfg: Config, sequences: list[Sequ
 def training_batch(
     batch: dict[str, np.ndarray], cfg: Config, rng: np.random.Generator
 ) -> dict[str, np.ndarray]:
-    """Stored training windows as the model trains on them: augmented (when configured) and
-    cut to the model's window, with the model's key-frame pattern."""
+    """Stored training windows as the model trains on them: augmented (when configured), cut
+    to the model's window, some start-padded for causal training (``train.lookahead_pad``),
+    with the model's key-frame pattern."""
     size = cfg.model.window_size
     if cfg.augment.enabled:
         data = cfg.data
@@ -120,6 +124,8 @@ def training_batch(
         )
     else:
         batch = crop_batch(batch, size)
+    if cfg.train.lookahead is not None and cfg.train.lookahead_pad > 0:
+        batch = start_pad(batch, cfg.train.lookahead_pad, cfg.train.lookahead, rng)
     keys = key_frame_mask(size, cfg.model.interval)
     return {**batch, "key_mask": np.broadcast_to(keys, batch["frame_mask"].shape)}
 

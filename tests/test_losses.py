@@ -154,3 +154,18 @@ def test_optional_acceleration_term() -> None:
     # A frame without ground truth breaks the only triple: nothing to compare.
     gap = torch.tensor([[True, False, True]])
     assert hanet_loss(final, final, target, key, gap, accel_weight=2.0).accel_l1.item() == 0.0
+
+
+def test_optional_output_position_term() -> None:
+    final = torch.tensor([[[1.0, 20.0], [3.0, 40.0], [9.0, 60.0]]] * 2)
+    target = torch.zeros(2, 3, 2)
+    key = torch.tensor([True, False, True])
+    valid = torch.ones(2, 3, dtype=torch.bool)
+    published = hanet_loss(final, final, target, key, valid)
+    assert published.position_l1.item() == 0.0
+    out = hanet_loss(final, final, target, key, valid, position=1, position_weight=3.0)
+    # Frame 1 of both windows: |3| + |40| per window over C * n_p = 2 * 2 elements.
+    assert out.position_l1.item() == pytest.approx((3 + 40) * 2 / 4)
+    # Channel 1, the larger, is the OHKM channel (k = 1) and counts twice.
+    gain = 3.0 * (3 * 2 / 4) + 2 * 3.0 * (40 * 2 / 4)
+    assert out.total.item() == pytest.approx(published.total.item() + gain)
