@@ -28,7 +28,23 @@ from hanet.data.schema import SchemaError
 from hanet.model import HANet
 from hanet.refiner import RefineError, Refiner
 
-__all__ = ["StreamRefiner", "StreamState", "WindowJob", "WindowRunner", "frame_arrays"]
+__all__ = [
+    "StreamRefiner",
+    "StreamState",
+    "WindowJob",
+    "WindowRunner",
+    "frame_arrays",
+    "live_lookahead",
+]
+
+
+def live_lookahead(config: Config) -> int:
+    """The delay a live refiner uses by default: ``refine.lookahead``, else the one the model
+    was trained for (``train.lookahead``), else 0."""
+    for value in (config.refine.lookahead, config.train.lookahead):
+        if value is not None:
+            return value
+    return 0
 
 
 @dataclass(frozen=True)
@@ -99,7 +115,9 @@ class StreamState:
         ):
             raise RefineError(
                 "this model normalises 2D input by the image size (data.normalisation="
-                "published): give the stream's image size"
+                "published): give the stream's image size (image_size; to the service, "
+                '"image_size": [width, height] with a stream\'s first frames) or set '
+                "data.image_width and data.image_height"
             )
         self.poses: deque[np.ndarray] = deque(maxlen=size)
         self.present: deque[np.ndarray] = deque(maxlen=size)
@@ -192,7 +210,7 @@ class StreamRefiner:
     Args:
         model: a trained HANet.
         config: its configuration.
-        lookahead: k; None takes ``refine.lookahead`` from the config, else 0.
+        lookahead: k; None takes :func:`live_lookahead` of the config.
         device: where the model runs (default: CUDA if available).
         image_size: ``(width, height)`` when the model normalises 2D by the image size.
     """
@@ -206,7 +224,7 @@ class StreamRefiner:
         image_size: tuple[int, int] | None = None,
     ) -> None:
         if lookahead is None:
-            lookahead = config.refine.lookahead or 0
+            lookahead = live_lookahead(config)
         self.runner = WindowRunner(Refiner(model, config, device=device))
         self.state = StreamState(config, lookahead, image_size)
         self.joints, self.dims = config.model.num_joints, config.model.joint_dim
