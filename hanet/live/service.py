@@ -44,7 +44,10 @@ from hanet.records import effective_config
 from hanet.refiner import Refiner
 from hanet.streaming import WindowJob, WindowRunner, live_lookahead
 
-__all__ = ["LiveRefiner", "app_builder", "build_app", "service_config"]
+__all__ = ["BUILDER_ARGS", "LiveRefiner", "app_builder", "build_app", "service_config"]
+
+# What app_builder reads from `serve run ... key=value` or a Serve config's `args`.
+BUILDER_ARGS = ("checkpoint", "replicas", "gpu", "set")
 
 api = FastAPI(title="HANet live refinement")
 
@@ -220,6 +223,9 @@ def app_builder(args: dict[str, Any]) -> serve.Application:
     """For ``serve run`` / ``serve deploy``: ``hanet.live.service:app_builder`` with args
     ``checkpoint``, ``replicas``, ``gpu`` and ``set`` (a list, or one string of
     comma-separated ``section.key=value``)."""
+    unknown = sorted(set(args) - set(BUILDER_ARGS))
+    if unknown:
+        raise ValueError(f"unknown argument(s) {unknown}; known: {', '.join(BUILDER_ARGS)}")
     overrides = args.get("set") or []
     if isinstance(overrides, str):
         overrides = [item.strip() for item in overrides.split(",") if item.strip()]
