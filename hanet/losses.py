@@ -229,3 +229,33 @@ def hanet_loss(
         accel_l1=la.sum(),
         position_l1=lp.sum(),
     )
+
+
+def causal_accel_l1(
+    finals: torch.Tensor, target: torch.Tensor, valid: torch.Tensor, position: int
+) -> torch.Tensor:
+    """Acceleration error of what a causal refiner outputs for three consecutive frames.
+
+    A causal refiner reads every frame at the same window position ``p`` of its own window, so
+    its output over time is ``y_t = F(window ending at t + k)[p]``: consecutive frames come
+    from different windows, and nothing in the per-window loss keeps them consistent. Given
+    the final poses of a window and of its copies shifted one and two frames later (edge-padded
+    at the start), their outputs at ``p`` are the causal outputs for the window's frames ``p``,
+    ``p - 1`` and ``p - 2``; this is ``|A(y) - A(G)|`` at ``p - 1``, averaged over the supervised
+    elements (``A`` the second difference).
+
+    Shape:
+        finals: ``[3, B, T, C]`` (unshifted, shifted by 1, by 2); target: ``[B, T, C]``;
+        valid: ``[B, T, C]`` (or ``[B, T]``); output: a scalar.
+    """
+    if position < 2:
+        return finals.new_zeros(())
+    y = finals[:, :, position].to(torch.float32)  # [3, B, C]: frames p, p - 1, p - 2
+    predicted = y[2] - 2 * y[1] + y[0]
+    g = target[:, position - 2 : position + 1].to(torch.float32)  # [B, 3, C]
+    truth = g[:, 0] - 2 * g[:, 1] + g[:, 2]
+    valid = valid.to(torch.bool)
+    if valid.dim() == 2:
+        valid = valid.unsqueeze(-1).expand_as(target)
+    known = valid[:, position - 2 : position + 1].all(dim=1)  # [B, C]
+    return _masked_abs(predicted, truth, known).sum() / known.sum().clamp(min=1)

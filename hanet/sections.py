@@ -208,6 +208,9 @@ class TrainConfig:
     lookahead: int | None = None
     lookahead_weight: float = 1.0
     lookahead_pad: float = 0.0
+    # Weight of the causal output's acceleration error over three consecutive frames, each
+    # from its own window (hanet.losses.causal_accel_l1; triples the forward passes).
+    lookahead_accel: float = 0.0
     # Optimiser steps per epoch and worker; 0 = the whole shard.
     max_steps_per_epoch: int = 0
     # Keep the window datasets in Ray's object store after the first read, so epochs do not
@@ -226,6 +229,7 @@ class TrainConfig:
         require(self.lookahead is None or self.lookahead >= 0, "train.lookahead", "must be >= 0")
         require(self.lookahead_weight >= 0, "train.lookahead_weight", "must be >= 0")
         require(0 <= self.lookahead_pad <= 1, "train.lookahead_pad", "is a fraction in [0, 1]")
+        require(self.lookahead_accel >= 0, "train.lookahead_accel", "must be >= 0")
 
 
 @dataclass(frozen=True)

@@ -36,7 +36,7 @@ from hanet.evaluation import evaluate_method, input_poses, primary_metric
 from hanet.formats.parquet import read_sequence_parquet
 from hanet.io.location import Location, parse_location
 from hanet.io.storage import exists, read_text, write_text_atomic
-from hanet.losses import LossOutput, hanet_loss
+from hanet.losses import LossOutput, causal_accel_l1, hanet_loss
 from hanet.model import HANet
 from hanet.refiner import Refiner
 from hanet.runs import CHECKPOINT_FILE, METRICS_LOG
@@ -68,12 +68,24 @@ def lr_factor(step: int, train: TrainConfig, steps_per_epoch: int) -> float:
 
 
 def batch_loss(model: torch.nn.Module, batch: dict[str, torch.Tensor], cfg: Config) -> LossOutput:
-    """The configured loss of ``model`` on one batch of windows (:data:`WINDOW_BATCH_COLUMNS`)."""
-    output = model(batch["input"])
-    lookahead = cfg.train.lookahead
-    return hanet_loss(
-        output.final.float(),
-        output.refined.float(),
+    """The configured loss of ``model`` on one batch of windows (:data:`WINDOW_BATCH_COLUMNS`).
+
+    With ``train.lookahead_accel`` the windows run together with copies shifted one and two
+    frames later (one forward pass of 3B), for :func:`~hanet.losses.causal_accel_l1`.
+    """
+    x, lookahead, consistency = batch["input"], cfg.train.lookahead, cfg.train.lookahead_accel
+    position = None if lookahead is None else cfg.model.window_size - 1 - lookahead
+    shifted = position is not None and consistency > 0
+    if shifted:
+        x = torch.cat([x, _shift_later(x, 1), _shift_later(x, 2)])
+    output = model(x)
+    final, refined = output.final.float(), output.refined.float()
+    if shifted:
+        finals = final.unflatten(0, (3, -1))
+        final, refined = finals[0], refined[: len(finals[0])]
+    loss = hanet_loss(
+        final,
+        refined,
         batch["target"],
         batch["key_mask"],
         batch["target_mask"],
@@ -82,9 +94,21 @@ def batch_loss(model: torch.nn.Module, batch: dict[str, torch.Tensor], cfg: Conf
         mutual=cfg.train.mutual,
         frame_valid=batch["frame_mask"],
         accel_weight=cfg.train.accel_weight,
-        position=None if lookahead is None else cfg.model.window_size - 1 - lookahead,
+        position=position,
         position_weight=cfg.train.loss_lambda * cfg.train.lookahead_weight,
     )
+    if shifted:
+        extra = consistency * causal_accel_l1(
+            finals, batch["target"], batch["target_mask"], position
+        )
+        loss = loss._replace(total=loss.total + extra)
+    return loss
+
+
+def _shift_later(x: torch.Tensor, frames: int) -> torch.Tensor:
+    """``x [B, T, C]`` moved ``frames`` later in its window, its first frame repeated in front
+    (as a stream's first windows are padded): the window that ends ``frames`` earlier."""
+    return torch.cat([x[:, :1].expand(-1, frames, -1), x[:, :-frames]], dim=1)
 
 
 def validation_metrics(model: torch.nn.Module, cfg: Config, sequences: list[Sequence]) -> dict:

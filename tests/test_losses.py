@@ -169,3 +169,22 @@ def test_optional_output_position_term() -> None:
     # Channel 1, the larger, is the OHKM channel (k = 1) and counts twice.
     gain = 3.0 * (3 * 2 / 4) + 2 * 3.0 * (40 * 2 / 4)
     assert out.total.item() == pytest.approx(published.total.item() + gain)
+
+
+def test_causal_acceleration_term() -> None:
+    from hanet.losses import causal_accel_l1
+
+    target = torch.arange(6.0).reshape(1, 6, 1) ** 2  # second difference 2 everywhere
+    valid = torch.ones(1, 6, dtype=torch.bool)
+    position = 4
+    # The three windows' outputs at `position` are frames 4, 3, 2 of the truth: no error.
+    exact = torch.stack([target, torch.roll(target, 1, 1), torch.roll(target, 2, 1)])
+    assert causal_accel_l1(exact, target, valid, position).item() == 0.0
+    # Output frame 3 off by 1: the second difference is off by 2.
+    off = exact.clone()
+    off[1, 0, position] += 1.0
+    assert causal_accel_l1(off, target, valid, position).item() == pytest.approx(2.0)
+    # Unsupervised frames drop out; too early a position has no triple.
+    valid[0, 3] = False
+    assert causal_accel_l1(off, target, valid, position).item() == 0.0
+    assert causal_accel_l1(off, target, valid, 1).item() == 0.0
