@@ -13,6 +13,7 @@ from hanet.records import (
     RefineJobError,
     check_locations,
     effective_config,
+    model_identity,
     plan_outputs,
 )
 
@@ -47,3 +48,9 @@ def test_overrides_cannot_change_the_model() -> None:
         effective_config(cfg, ["model.hidden_dim=32"])
     with pytest.raises(RefineJobError, match="unrefined"):
         effective_config(cfg, ["refine.stride_q=3"])  # 6-frame steps over 5-frame windows
+
+
+def test_a_different_lookahead_is_a_different_output() -> None:
+    cfg = from_dict(TINY_MODEL)
+    causal = cfg.replace({"refine.lookahead": 2})
+    assert model_identity(b"ckpt", cfg, "parquet") != model_identity(b"ckpt", causal, "parquet")
