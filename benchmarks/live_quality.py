@@ -36,7 +36,7 @@ from hanet.refiner import Refiner
 ONE_EURO_GRID = [
     {"min_cutoff": c, "beta": b}
     for c, b in itertools.product(
-        [0.1, 0.3, 1.0, 2.0, 3.0, 5.0, 8.0, 12.0, 20.0],
+        [0.1, 0.3, 1.0, 2.0, 3.0, 5.0, 8.0, 12.0, 20.0, 30.0, 50.0],
         [0.0, 0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 10.0],
     )
 ]
