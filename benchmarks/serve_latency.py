@@ -16,8 +16,10 @@
    delay on top). The first second is warm-up and not counted.
 
 Reported per transport, replica count and stream count: p50 and p99 latency (ms), frames/s
-answered (the offered load is 30 x streams), and the largest stream count measured whose p99
-stays <= 50 ms. All figures come from one run on this machine.
+answered (the offered load is 30 x streams), the CPU time per frame of the HTTP proxy, the
+replicas and the load generator (read from /proc: what the service costs, whatever else shares
+the machine), and the largest stream count measured whose p99 stays <= 50 ms. All figures
+come from one run on this machine.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import argparse
 import asyncio
 import json
 import multiprocessing
+import os
 import socket
 import time
 from pathlib import Path
@@ -105,7 +108,7 @@ async def _stream(session, base: str, transport: str, sid: str, frames, start: f
     else:
         async with session.delete(url) as response:
             assert response.status == 200
-    return latencies, finished - (start + WARMUP_S)
+    return latencies, finished - (start + WARMUP_S), n
 
 
 async def _load(base: str, transport: str, streams: int, seconds: float, frames: list) -> dict:
@@ -120,20 +123,24 @@ async def _load(base: str, transport: str, streams: int, seconds: float, frames:
             for i in range(streams)
         ]
         results = await asyncio.gather(*tasks)
-    latencies = np.concatenate([np.asarray(r) for r, _ in results]) * 1e3
+    latencies = np.concatenate([np.asarray(r) for r, _, _ in results]) * 1e3
     # Frames answered per second of each stream's own counted time (a stream that falls
     # behind sends fewer frames and takes longer), summed over the streams.
-    rate = sum(len(r) / max(elapsed, 1e-9) for r, elapsed in results)
+    rate = sum(len(r) / max(elapsed, 1e-9) for r, elapsed, _ in results)
     return {
         "p50_ms": float(np.percentile(latencies, 50)),
         "p99_ms": float(np.percentile(latencies, 99)),
         "frames_per_s": float(rate),
+        "frames_total": sum(n for _, _, n in results),
         "offered_per_s": streams * FPS,
     }
 
 
 def _generate(queue, base: str, transport: str, streams: int, seconds: float, frames: list):
-    queue.put(asyncio.run(_load(base, transport, streams, seconds, frames)))
+    began = sum(os.times()[:2])  # after the imports: the load's own CPU only
+    result = asyncio.run(_load(base, transport, streams, seconds, frames))
+    result["client_cpu_s"] = sum(os.times()[:2]) - began
+    queue.put(result)
 
 
 def run_load(base: str, transport: str, streams: int, seconds: float, frames: list) -> dict:
@@ -149,6 +156,35 @@ def run_load(base: str, transport: str, streams: int, seconds: float, frames: li
 
 
 # ---------------------------------------------------------------------------------------------
+
+
+def serve_pids() -> dict[str, list[int]]:
+    """The process ids of Serve's HTTP proxy, its replicas and its controller."""
+    import ray
+
+    pids: dict[str, list[int]] = {}
+    for actor in ray.util.list_named_actors(all_namespaces=True):
+        if actor["namespace"] != "serve":
+            continue
+        # SERVE_PROXY_ACTOR-<node>, SERVE_REPLICA::<app>#<deployment>#<id>, SERVE_CONTROLLER_ACTOR
+        role = actor["name"].removeprefix("SERVE_").split("_")[0].split(":")[0].lower()
+        handle = ray.get_actor(actor["name"], namespace="serve")
+        pids.setdefault(role, []).append(ray.get(handle.__ray_call__.remote(_pid)))
+    return pids
+
+
+def _pid(_) -> int:
+    return os.getpid()
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU time of the processes so far (Linux /proc)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += (int(fields[11]) + int(fields[12])) / tick
+    return total
 
 
 def _free_port() -> int:
@@ -185,34 +221,48 @@ def main() -> None:
         for replicas in args.replicas:
             app = build_app(str(args.checkpoint), overrides, replicas)
             serve.run(app, name="bench", route_prefix="/")
+            pids = serve_pids()
             for transport in args.transports:
                 key = f"{transport}, {replicas} replica(s)"
                 for streams in args.streams:
                     base = f"http://127.0.0.1:{port}"
+                    before = {role: cpu_seconds(p) for role, p in pids.items()}
                     row = run_load(base, transport, streams, args.seconds, frames)
+                    # CPU per frame answered, by process: what the load costs whatever else
+                    # runs on the machine.
+                    sent = row["frames_total"]
+                    for role, p in pids.items():
+                        row[f"{role}_cpu_ms_per_frame"] = (
+                            1e3 * (cpu_seconds(p) - before[role]) / sent
+                        )
+                    row["client_cpu_ms_per_frame"] = 1e3 * row.pop("client_cpu_s") / sent
                     rows.setdefault(key, {})[streams] = row
                     print(
                         f"{key:20s} {streams:3d} streams: p50 {row['p50_ms']:7.1f} ms  p99 "
                         f"{row['p99_ms']:7.1f} ms  {row['frames_per_s']:6.0f} frames/s "
-                        f"(offered {row['offered_per_s']:.0f})",
+                        f"(offered {row['offered_per_s']:.0f}); CPU ms/frame: proxy "
+                        f"{row['proxy_cpu_ms_per_frame']:.1f}, replicas "
+                        f"{row['replica_cpu_ms_per_frame']:.1f}, client "
+                        f"{row['client_cpu_ms_per_frame']:.1f}",
                         flush=True,
                     )
             serve.delete("bench")
     finally:
         serve.shutdown()
 
-    print("\n| service | streams | p50 ms | p99 ms | frames/s (offered) |")
-    print("|---|---:|---:|---:|---:|")
+    print("\n| service | streams | p50 ms | p99 ms | frames/s (offered) | CPU ms/frame |")
+    print("|---|---:|---:|---:|---:|---:|")
     print(
         f"| StreamRefiner in process | 1 | {local['p50_ms']:.2f} | {local['p99_ms']:.2f} | "
-        f"{local['frames_per_s']:.0f} (capacity) |"
+        f"{local['frames_per_s']:.0f} (capacity) | |"
     )
     best = {}
     for service, levels in rows.items():
         for streams, row in levels.items():
             print(
                 f"| {service} | {streams} | {row['p50_ms']:.1f} | {row['p99_ms']:.1f} | "
-                f"{row['frames_per_s']:.0f} ({row['offered_per_s']:.0f}) |"
+                f"{row['frames_per_s']:.0f} ({row['offered_per_s']:.0f}) | "
+                f"{row['proxy_cpu_ms_per_frame']:.1f} + {row['replica_cpu_ms_per_frame']:.1f} |"
             )
         held = [s for s, r in levels.items() if r["p99_ms"] <= GOAL_MS]
         best[service] = max(held) if held else 0
