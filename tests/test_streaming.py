@@ -106,3 +106,12 @@ def test_bad_frames_and_lookahead(checkpoint: Path) -> None:
     with pytest.raises(RefineError, match="lookahead=5"):
         StreamRefiner.from_checkpoint(checkpoint, lookahead=5)  # T = 5: positions 0..4
     assert stream.flush() == []
+
+
+def test_stream_equals_offline_bit_for_bit_window_by_window(checkpoint: Path, refiner: Refiner):
+    # One window per forward pass offline too: the same arithmetic, the same bits.
+    seq = _holed(validate_sequence(seq2d(20)))
+    config = refiner.config.replace({"refine.lookahead": 2, "refine.batch_windows": 1})
+    offline = Refiner(refiner.model, config, device="cpu").refine(seq).pred
+    stream = StreamRefiner.from_checkpoint(checkpoint, lookahead=2, device="cpu")
+    np.testing.assert_array_equal(_stream(stream, seq), offline)
