@@ -10,8 +10,9 @@ the report's metrics (PCK@0.05/0.1/0.2, pixel error, acceleration error):
 - input, and HANet offline (merged windows, the model's own refine settings) for reference;
 - HANet live with look-ahead k (``refine.lookahead=k``: frame t from the window ending at
   t + k, exactly what ``StreamRefiner`` and the service return), for each k, with the model
-  trained offline and, where given, one trained causally for that k (``--causal
-  k=path``, e.g. ``pipelines/train.py --set train.lookahead=k``);
+  trained offline and with the models trained causally for that k (``--causal k=path``,
+  repeatable, e.g. from ``pipelines/train.py --set train.lookahead=k``; named by their
+  folder);
 - One-Euro, the online peer, with min cutoff and beta tuned on the validation split by pixel
   error over a wider grid than the report's (the report's best sits on its grid's edge).
 
@@ -77,7 +78,7 @@ def main() -> None:
     parser.add_argument("--lookaheads", type=int, nargs="+", default=[0, 2, 5])
     args = parser.parse_args()
     torch.set_num_threads(1)  # small batches on a shared machine: more threads only spin
-    causal = {int(k): Path(p) for k, p in (item.split("=", 1) for item in args.causal)}
+    causal = [(int(k), Path(p)) for k, p in (item.split("=", 1) for item in args.causal)]
 
     _, config = load_model(args.offline)
     test, val = evaluation_sequences(config, parse_location(args.data))
@@ -86,8 +87,10 @@ def main() -> None:
     rows["HANet offline (merged windows)"] = refined(args.offline, None, test)
     for k in args.lookaheads:
         rows[f"HANet live k={k} (offline-trained)"] = refined(args.offline, k, test)
-        if k in causal:
-            rows[f"HANet live k={k} (causal-trained)"] = refined(causal[k], k, test)
+        for trained_for, path in causal:
+            if trained_for == k:
+                label = f"HANet live k={k} (causal-trained, {path.parent.name})"
+                rows[label] = refined(path, k, test)
     params = tune_one_euro(val)
     name = f"One-Euro (min cutoff {params['min_cutoff']}, beta {params['beta']})"
     rows[name] = evaluate_method(test, lambda s: filter_poses(s, "one_euro", params))[0]

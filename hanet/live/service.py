@@ -84,7 +84,13 @@ async def _read_body(request: Request, limit: int) -> bytes:
     return bytes(body)
 
 
-@serve.deployment(max_ongoing_requests=1000, health_check_period_s=5)
+# Streams are short-lived state, not work in flight: a replica going away waits briefly.
+@serve.deployment(
+    max_ongoing_requests=1000,
+    health_check_period_s=5,
+    graceful_shutdown_wait_loop_s=0.5,
+    graceful_shutdown_timeout_s=5,
+)
 @serve.ingress(api)
 class LiveRefiner:
     """One replica: the model, the streams routed here, and the batching of their windows.
