@@ -21,6 +21,7 @@ from hanet.sections import (
     LayoutConfig,
     ModelConfig,
     RefineConfig,
+    ServeConfig,
     SourceConfig,
     TrainConfig,
     TuneConfig,
@@ -43,6 +44,7 @@ __all__ = [
     "LayoutConfig",
     "ModelConfig",
     "RefineConfig",
+    "ServeConfig",
     "SourceConfig",
     "TrainConfig",
     "TuneConfig",
@@ -61,10 +63,21 @@ class Config:
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     tune: TuneConfig = field(default_factory=TuneConfig)
     refine: RefineConfig = field(default_factory=RefineConfig)
+    serve: ServeConfig = field(default_factory=ServeConfig)
 
     def validate(self) -> None:
-        for section in (self.model, self.data, self.train, self.augment, self.tune, self.refine):
-            section.validate()
+        for key in _SECTIONS:
+            getattr(self, key).validate()
+        size = self.model.window_size
+        for key, value in (
+            ("refine.lookahead", self.refine.lookahead),
+            ("train.lookahead", self.train.lookahead),
+        ):
+            require(
+                value is None or value < size,
+                key,
+                f"is {value}, but a {size}-frame window has positions 0..{size - 1}",
+            )
         step = self.test_window_step()
         require(
             step <= self.model.window_size,
@@ -110,6 +123,7 @@ _SECTIONS = {
     "augment": AugmentConfig,
     "tune": TuneConfig,
     "refine": RefineConfig,
+    "serve": ServeConfig,
 }
 
 

@@ -59,7 +59,8 @@ def fill_missing(x: np.ndarray, valid: np.ndarray | None = None) -> np.ndarray:
     """
     x = _as_float(x)
     mask = _channel_mask(valid, x)
-    out = np.array(x, copy=True)
+    # C order: the gaps are written through a reshaped view, which a transposed copy is not.
+    out = np.array(x, copy=True, order="C")
     if mask.all():
         return out
     flat = out.reshape(len(out), -1)  # [T, K], a view of out

@@ -15,6 +15,12 @@ second difference ``A(x)_t = x_{t-1} - 2 x_t + x_{t+1}`` has supervision at all 
 penalises jitter directly, which the position terms reward only weakly when the estimator's
 error is dominated by slowly varying offsets.
 
+Optionally (``position`` set, for causal refinement with a look-ahead) ``L_c`` gains
+``position_weight * Lp_c`` with ``Lp_c = sum_b |F - G|_{b,p,c} / (C * n_p)``, the final-pose
+error at the one window position ``p`` a causal refiner outputs, over the ``n_p`` windows
+whose frame ``p`` is real: it puts the position that has the least context on one side on the
+same footing as all the others together.
+
 Normalisation. The released code divides every term, key-frame sums included, by
 ``B * C * T``, the count of all elements. Here ``N = C * n_real``, where ``n_real`` is the
 number of real (non-padding) frames in the batch, the same for every channel and every term.
@@ -57,6 +63,7 @@ class LossOutput(NamedTuple):
         mutual_l1: ``sum_c Loml_c``.
         ohkm: mean of the k largest weighted channel losses ``L_c``.
         accel_l1: ``sum_c La_c`` (0 unless ``accel_weight`` > 0).
+        position_l1: ``sum_c Lp_c`` (0 unless ``position`` is set).
     """
 
     total: torch.Tensor
@@ -65,6 +72,7 @@ class LossOutput(NamedTuple):
     mutual_l1: torch.Tensor
     ohkm: torch.Tensor
     accel_l1: torch.Tensor
+    position_l1: torch.Tensor | None = None
 
 
 def ohkm_k(channels: int) -> int:
@@ -108,6 +116,8 @@ def hanet_loss(
     mutual: MutualMode = "symmetric",
     frame_valid: torch.Tensor | None = None,
     accel_weight: float = 0.0,
+    position: int | None = None,
+    position_weight: float = 0.0,
 ) -> LossOutput:
     """HANet loss: supervised L1 on both branches, mutual L1 on key frames, plus OHKM.
 
@@ -128,6 +138,8 @@ def hanet_loss(
             mutual term, which needs no ground truth, applies. Defaults to ``valid`` reduced with
             any() over channels. Supervision is restricted to real frames.
         accel_weight: weight of the optional acceleration term (0 = the published loss).
+        position: the window position of the optional output-position term (None = off).
+        position_weight: its weight.
 
     Returns:
         The total loss and its components, all scalars.
@@ -202,6 +214,11 @@ def hanet_loss(
         err_accel = _masked_abs(_second_difference(final), _second_difference(target), triple)
         la = err_accel.sum(dim=(0, 1)) / norm
         per_channel = per_channel + accel_weight * la
+    lp = torch.zeros_like(ls)
+    if position is not None:
+        count = (real[:, position].sum() * channels).clamp(min=1).to(dtype)
+        lp = err_final[:, position].sum(dim=0) / count
+        per_channel = per_channel + position_weight * lp
     ohkm = per_channel.topk(ohkm_k(channels)).values.mean()
     return LossOutput(
         total=per_channel.sum() + ohkm,
@@ -210,4 +227,35 @@ def hanet_loss(
         mutual_l1=loml.sum(),
         ohkm=ohkm,
         accel_l1=la.sum(),
+        position_l1=lp.sum(),
     )
+
+
+def causal_accel_l1(
+    finals: torch.Tensor, target: torch.Tensor, valid: torch.Tensor, position: int
+) -> torch.Tensor:
+    """Acceleration error of what a causal refiner outputs for three consecutive frames.
+
+    A causal refiner reads every frame at the same window position ``p`` of its own window, so
+    its output over time is ``y_t = F(window ending at t + k)[p]``: consecutive frames come
+    from different windows, and nothing in the per-window loss keeps them consistent. Given
+    the final poses of a window and of its copies shifted one and two frames later (edge-padded
+    at the start), their outputs at ``p`` are the causal outputs for the window's frames ``p``,
+    ``p - 1`` and ``p - 2``; this is ``|A(y) - A(G)|`` at ``p - 1``, averaged over the supervised
+    elements (``A`` the second difference).
+
+    Shape:
+        finals: ``[3, B, T, C]`` (unshifted, shifted by 1, by 2); target: ``[B, T, C]``;
+        valid: ``[B, T, C]`` (or ``[B, T]``); output: a scalar.
+    """
+    if position < 2:
+        return finals.new_zeros(())
+    y = finals[:, :, position].to(torch.float32)  # [3, B, C]: frames p, p - 1, p - 2
+    predicted = y[2] - 2 * y[1] + y[0]
+    g = target[:, position - 2 : position + 1].to(torch.float32)  # [B, 3, C]
+    truth = g[:, 0] - 2 * g[:, 1] + g[:, 2]
+    valid = valid.to(torch.bool)
+    if valid.dim() == 2:
+        valid = valid.unsqueeze(-1).expand_as(target)
+    known = valid[:, position - 2 : position + 1].all(dim=1)  # [B, C]
+    return _masked_abs(predicted, truth, known).sum() / known.sum().clamp(min=1)

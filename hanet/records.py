@@ -241,6 +241,7 @@ def model_identity(checkpoint_bytes: bytes, cfg: Config, output_format: str) -> 
         "data": dataclasses.asdict(cfg.data),
         "window_step": cfg.test_window_step(),
         "merge_weights": cfg.refine.merge_weights,
+        "lookahead": cfg.refine.lookahead,
         "format": output_format,
     }
     text = json.dumps(relevant, sort_keys=True, default=str)

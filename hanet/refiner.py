@@ -16,6 +16,7 @@ import torch
 from hanet.body_fk import orthonormal_6d
 from hanet.checkpoint import Source, load_model
 from hanet.config import Config
+from hanet.data.causal import causal_ends, causal_sources, causal_windows
 from hanet.data.normalise import WindowNorm, filled_input, input_norm
 from hanet.data.schema import SchemaError, Sequence
 from hanet.data.windows import merge_windows, split_windows, test_starts, window_position_weights
@@ -32,15 +33,20 @@ class RefineError(UserError, ValueError):
 class Cut:
     """A sequence cut into the windows the model reads.
 
+    Causal cuts (``refine.lookahead``) have one window per output frame, some starting before
+    the first frame (negative starts, padded).
+
     Shape:
         starts: ``[W]``; windows: ``[W, T, C]`` in model units; valid: ``[W, T]`` (False at
-        padding); norm: the windows' maps to model units.
+        padding); norm: the windows' maps to model units; empty: ``[W]``.
     """
 
     starts: np.ndarray
     windows: np.ndarray
     valid: np.ndarray
     norm: WindowNorm
+    # Causal cuts (refine.lookahead): True for windows without a single observed joint.
+    empty: np.ndarray | None = None
 
 
 class Refiner:
@@ -48,8 +54,10 @@ class Refiner:
 
     Every frame is covered: windows start every ``config.test_window_step()`` frames
     (``refine.window_step``, else ``N * refine.stride_q``) with a last window aligned to the
-    end, short sequences are edge-padded, and overlapping predictions are merged. Missing input
-    joints get the model's estimate but stay marked in ``joint_mask``.
+    end, short sequences are edge-padded, and overlapping predictions are merged. With
+    ``refine.lookahead`` set, each frame comes instead from the one window that ends k frames
+    later (:mod:`hanet.data.causal`), as a live stream gets it. Missing input joints get the
+    model's estimate but stay marked in ``joint_mask``.
     """
 
     def __init__(
@@ -103,21 +111,35 @@ class Refiner:
         self.check(seq)
         config = self.config
         size = config.model.window_size
-        starts = test_starts(seq.num_frames, size, config.test_window_step())
-        raw, valid = split_windows(filled_input(seq), starts, size)  # [W, T, J, D]
+        lookahead, empty = config.refine.lookahead, None
+        if lookahead is None:
+            starts = test_starts(seq.num_frames, size, config.test_window_step())
+            raw, valid = split_windows(filled_input(seq), starts, size)  # [W, T, J, D]
+        else:
+            ends = causal_ends(seq.num_frames, lookahead)
+            raw, valid, empty = causal_windows(seq.pred, seq.observed(), ends, size)
+            starts = ends - (size - 1)
         try:
             norm = input_norm(raw, valid, seq, config.data.normalisation)
         except SchemaError as err:
             raise RefineError(str(err)) from None
         windows = norm.apply(raw).reshape(len(starts), size, config.model.channels)
-        return Cut(starts, windows, valid, norm)
+        return Cut(starts, windows, valid, norm, empty)
 
     def merge(self, seq: Sequence, cut: Cut, outputs: np.ndarray) -> np.ndarray:
         """The model's window outputs mapped back (each with its own normalisation) and merged
-        into one sequence of poses ``[F, J, D]`` (float32)."""
+        into one sequence of poses ``[F, J, D]`` (float32): averaged over overlapping windows,
+        or for causal cuts each frame taken from its one window (NaN where that window saw
+        no joint at all)."""
         size = self.config.model.window_size
         back = cut.norm.invert(outputs.reshape(len(cut.starts), size, seq.num_joints, -1))
-        merged = merge_windows(back, cut.starts, seq.num_frames, cut.valid, self.weights)
+        lookahead = self.config.refine.lookahead
+        if lookahead is None:
+            merged = merge_windows(back, cut.starts, seq.num_frames, cut.valid, self.weights)
+        else:
+            window, position = causal_sources(seq.num_frames, lookahead, size)
+            merged = back[window, position]
+            merged[cut.empty[window]] = np.nan
         if seq.representation == "smpl":
             merged = orthonormal_6d(merged)  # written and scored as valid rotations
         return merged.astype(np.float32)

@@ -19,6 +19,7 @@ __all__ = [
     "ModelConfig",
     "RefineConfig",
     "Representation",
+    "ServeConfig",
     "SourceConfig",
     "TrainConfig",
     "TuneConfig",
@@ -200,6 +201,16 @@ class TrainConfig:
     amp: bool = True
     keep_checkpoints: int = 2
     max_failures: int = 1
+    # Causal training for refine.lookahead=k: the frame k before each window's end, the one a
+    # causal refiner outputs, gets an extra final-pose L1 term weighted lookahead_weight (times
+    # loss_lambda), and a share of the windows is start-padded as at a stream's start
+    # (lookahead_pad). None = the published loss only.
+    lookahead: int | None = None
+    lookahead_weight: float = 1.0
+    lookahead_pad: float = 0.0
+    # Weight of the causal output's acceleration error over three consecutive frames, each
+    # from its own window (hanet.losses.causal_accel_l1; triples the forward passes).
+    lookahead_accel: float = 0.0
     # Optimiser steps per epoch and worker; 0 = the whole shard.
     max_steps_per_epoch: int = 0
     # Keep the window datasets in Ray's object store after the first read, so epochs do not
@@ -215,6 +226,10 @@ class TrainConfig:
         require(self.keep_checkpoints >= 1, "train.keep_checkpoints", "must be >= 1")
         require(self.max_failures >= 0, "train.max_failures", "must be >= 0")
         require(0 < self.lr_decay <= 1, "train.lr_decay", "must be in (0, 1]")
+        require(self.lookahead is None or self.lookahead >= 0, "train.lookahead", "must be >= 0")
+        require(self.lookahead_weight >= 0, "train.lookahead_weight", "must be >= 0")
+        require(0 <= self.lookahead_pad <= 1, "train.lookahead_pad", "is a fraction in [0, 1]")
+        require(self.lookahead_accel >= 0, "train.lookahead_accel", "must be >= 0")
 
 
 @dataclass(frozen=True)
@@ -289,6 +304,10 @@ class RefineConfig:
     # How overlapping windows merge: "uniform" mean (published) or "sine"-weighted towards
     # each window's centre (see hanet.windows.window_position_weights).
     merge_weights: Literal["uniform", "sine"] = "uniform"
+    # Causal refinement with a delay of k frames (hanet.data.causal): frame t comes from the one
+    # window that ends at frame t + k, so it depends on input frames <= t + k only (window_step
+    # and merge_weights then do not apply). None = offline refinement of merged windows.
+    lookahead: int | None = None
     # Windows per forward pass, packed across sequences and objects: on a CPU, and on a GPU
     # (where a pass must be large to fill the device; 4096 demo windows take about 0.2 GB).
     batch_windows: int = 256
@@ -320,3 +339,31 @@ class RefineConfig:
         require(self.displacement_limit > 0, "refine.displacement_limit", "must be > 0")
         require(self.concurrency >= 1, "refine.concurrency", "must be >= 1")
         require(self.cpus_per_actor > 0, "refine.cpus_per_actor", "must be > 0")
+        require(self.lookahead is None or self.lookahead >= 0, "refine.lookahead", "must be >= 0")
+
+
+@dataclass(frozen=True)
+class ServeConfig:
+    """Live refinement over HTTP (``pipelines/serve.py``, :mod:`hanet.live`)."""
+
+    # A stream that sends nothing for this long is dropped (its pending frames with it).
+    idle_timeout_s: float = 60.0
+    # Windows of all streams run as one forward pass of up to this many, waiting at most
+    # batch_wait_s for a batch to fill.
+    max_batch_size: int = 64
+    batch_wait_s: float = 0.002
+    # Requests larger than this are refused (413), as are more frames in one request.
+    max_body_bytes: int = 1_000_000
+    max_frames_per_request: int = 256
+    # Streams one replica holds at most; a new one beyond it is refused (503).
+    max_streams: int = 10_000
+    cpus_per_replica: float = 0.5
+
+    def validate(self) -> None:
+        require(self.idle_timeout_s > 0, "serve.idle_timeout_s", "must be > 0")
+        require(self.max_batch_size >= 1, "serve.max_batch_size", "must be >= 1")
+        require(self.batch_wait_s >= 0, "serve.batch_wait_s", "must be >= 0")
+        require(self.max_body_bytes >= 1024, "serve.max_body_bytes", "must be >= 1024")
+        require(self.max_frames_per_request >= 1, "serve.max_frames_per_request", "must be >= 1")
+        require(self.max_streams >= 1, "serve.max_streams", "must be >= 1")
+        require(self.cpus_per_replica > 0, "serve.cpus_per_replica", "must be > 0")

@@ -28,14 +28,14 @@ from ray.train.torch import TorchTrainer
 from hanet.checkpoint import load_checkpoint, save_checkpoint, unwrap_model
 from hanet.config import Config, TrainConfig, from_dict
 from hanet.data.arrow import WINDOW_BATCH_COLUMNS, window_batch
-from hanet.data.augment import augment_batch, crop_batch
+from hanet.data.augment import augment_batch, crop_batch, start_pad
 from hanet.data.schema import Sequence
 from hanet.data.windows import key_frame_mask
 from hanet.dataset import DatasetError, check_shape, committed_manifest, load_split, window_files
 from hanet.evaluation import evaluate_method, input_poses, primary_metric
 from hanet.io.location import Location, parse_location
 from hanet.io.storage import exists, read_text, write_text_atomic
-from hanet.losses import LossOutput, hanet_loss
+from hanet.losses import LossOutput, causal_accel_l1, hanet_loss
 from hanet.model import HANet
 from hanet.refiner import Refiner
 from hanet.runs import CHECKPOINT_FILE, METRICS_LOG
@@ -67,11 +67,24 @@ def lr_factor(step: int, train: TrainConfig, steps_per_epoch: int) -> float:
 
 
 def batch_loss(model: torch.nn.Module, batch: dict[str, torch.Tensor], cfg: Config) -> LossOutput:
-    """The configured loss of ``model`` on one batch of windows (:data:`WINDOW_BATCH_COLUMNS`)."""
-    output = model(batch["input"])
-    return hanet_loss(
-        output.final.float(),
-        output.refined.float(),
+    """The configured loss of ``model`` on one batch of windows (:data:`WINDOW_BATCH_COLUMNS`).
+
+    With ``train.lookahead_accel`` the windows run together with copies shifted one and two
+    frames later (one forward pass of 3B), for :func:`~hanet.losses.causal_accel_l1`.
+    """
+    x, lookahead, consistency = batch["input"], cfg.train.lookahead, cfg.train.lookahead_accel
+    position = None if lookahead is None else cfg.model.window_size - 1 - lookahead
+    shifted = position is not None and consistency > 0
+    if shifted:
+        x = torch.cat([x, _shift_later(x, 1), _shift_later(x, 2)])
+    output = model(x)
+    final, refined = output.final.float(), output.refined.float()
+    if shifted:
+        finals = final.unflatten(0, (3, -1))
+        final, refined = finals[0], refined[: len(finals[0])]
+    loss = hanet_loss(
+        final,
+        refined,
         batch["target"],
         batch["key_mask"],
         batch["target_mask"],
@@ -80,7 +93,21 @@ def batch_loss(model: torch.nn.Module, batch: dict[str, torch.Tensor], cfg: Conf
         mutual=cfg.train.mutual,
         frame_valid=batch["frame_mask"],
         accel_weight=cfg.train.accel_weight,
+        position=position,
+        position_weight=cfg.train.loss_lambda * cfg.train.lookahead_weight,
     )
+    if shifted:
+        extra = consistency * causal_accel_l1(
+            finals, batch["target"], batch["target_mask"], position
+        )
+        loss = loss._replace(total=loss.total + extra)
+    return loss
+
+
+def _shift_later(x: torch.Tensor, frames: int) -> torch.Tensor:
+    """``x [B, T, C]`` moved ``frames`` later in its window, its first frame repeated in front
+    (as a stream's first windows are padded): the window that ends ``frames`` earlier."""
+    return torch.cat([x[:, :1].expand(-1, frames, -1), x[:, :-frames]], dim=1)
 
 
 def validation_metrics(model: torch.nn.Module, cfg: Config, sequences: list[Sequence]) -> dict:
@@ -103,8 +130,9 @@ def validation_metrics(model: torch.nn.Module, cfg: Config, sequences: list[Sequ
 def training_batch(
     batch: dict[str, np.ndarray], cfg: Config, rng: np.random.Generator
 ) -> dict[str, np.ndarray]:
-    """Stored training windows as the model trains on them: augmented (when configured) and
-    cut to the model's window, with the model's key-frame pattern."""
+    """Stored training windows as the model trains on them: augmented (when configured), cut
+    to the model's window, some start-padded for causal training (``train.lookahead_pad``),
+    with the model's key-frame pattern."""
     size = cfg.model.window_size
     if cfg.augment.enabled:
         data = cfg.data
@@ -119,6 +147,8 @@ def training_batch(
         )
     else:
         batch = crop_batch(batch, size)
+    if cfg.train.lookahead is not None and cfg.train.lookahead_pad > 0:
+        batch = start_pad(batch, cfg.train.lookahead_pad, cfg.train.lookahead, rng)
     keys = key_frame_mask(size, cfg.model.interval)
     return {**batch, "key_mask": np.broadcast_to(keys, batch["frame_mask"].shape)}
 

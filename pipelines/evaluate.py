@@ -9,7 +9,8 @@ read with the checkpoint's data settings; validation sequences are then carved f
 preprocessing does. The report (report.md, report.json, an error/acceleration plot and a
 skeleton GIF of input vs refined vs ground truth for --sequence) holds input, HANet and each
 classic filter with settings tuned on the validation sequences: PCK@0.05/0.1/0.2 for 2D,
-MPJPE / PA-MPJPE / accel for 3D, and a per-sequence breakdown.
+MPJPE / PA-MPJPE / accel for 3D, and a per-sequence breakdown. --set refine.lookahead=k scores
+HANet as it refines live, with a delay of k frames.
 
 With no arguments it evaluates outputs/demo/run/model.pt on outputs/demo/dataset into
 outputs/demo/report.

@@ -7,8 +7,10 @@
 Every sequence Parquet, published-layout detections npz and per-video keypoint JSON under
 --input becomes one refined object under --output (same relative path; Parquet unless
 --format same). A rerun skips the objects already done; objects that fail are listed in
-OUTPUT/_errors.json while the rest go on. With no arguments it refines the demo dataset's
-sequences (outputs/demo/dataset/sequences) with the demo model (outputs/demo/run/model.pt).
+OUTPUT/_errors.json while the rest go on. With --set refine.lookahead=k every frame is refined
+causally, from the one window ending k frames later, exactly as pipelines/serve.py returns it.
+With no arguments it refines the demo dataset's sequences (outputs/demo/dataset/sequences)
+with the demo model (outputs/demo/run/model.pt).
 
 Exit status: 0 when the run finished (failed objects are reported, not fatal), 1 when not a
 single object could be refined, 2 for bad arguments.
@@ -49,7 +51,7 @@ def refine(
     gpu: Annotated[bool, typer.Option("--gpu", help="One GPU per actor.")] = False,
     set_: Annotated[
         list[str] | None,
-        typer.Option("--set", help="Override, e.g. data.image_width=320 or refine.stride_q=1."),
+        typer.Option("--set", help="Override, e.g. data.image_width=320 or refine.lookahead=2."),
     ] = None,
     format_: Annotated[
         str | None,

@@ -252,6 +252,19 @@ def check_dependencies(packages: list[Requirement], where: str) -> list[str]:
     return problems
 
 
+def extras_packages(requirements: list[Requirement]) -> set[str]:
+    """What the declared extras bring (``ray[serve]`` brings fastapi and starlette)."""
+    import importlib.metadata
+
+    found = set()
+    for req in requirements:
+        for line in importlib.metadata.requires(req.name) or []:
+            dep = Requirement(line)
+            if dep.marker and any(dep.marker.evaluate({"extra": e}) for e in req.extras):
+                found.add(dep.name.lower())
+    return found
+
+
 def kuberay_documents() -> list[tuple[Path, dict[str, Any]]]:
     return [(p, doc) for p in sorted(KUBERAY.glob("*.yaml")) for doc in load_all(p)]
 
@@ -412,7 +425,8 @@ def test_pyproject_declares_every_import_of_the_job_code() -> None:
                 modules |= {alias.name.split(".")[0] for alias in node.names}
             elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
                 modules.add(node.module.split(".")[0])
-    declared = {Requirement(s).name.lower() for s in pyproject()["project"]["dependencies"]}
+    requirements = [Requirement(s) for s in pyproject()["project"]["dependencies"]]
+    declared = {req.name.lower() for req in requirements} | extras_packages(requirements)
     distributions = importlib.metadata.packages_distributions()
     missing = sorted(
         f"{module} (pip: {', '.join(distributions.get(module, ['?']))})"
@@ -431,7 +445,7 @@ def test_kuberay_objects() -> None:
     for path, doc in kuberay_documents():
         kinds.setdefault(doc["kind"], []).append(path.name)
         assert doc["metadata"]["name"]
-        if doc["kind"] in ("RayCluster", "RayJob"):
+        if doc["kind"] in ("RayCluster", "RayJob", "RayService"):
             assert doc["apiVersion"] == "ray.io/v1", path
     assert kinds.get("RayCluster") == ["raycluster.yaml"]
     assert "ServiceAccount" in kinds
@@ -444,6 +458,8 @@ def cluster_specs() -> list[tuple[str, dict[str, Any]]]:
             specs.append((path.name, doc["spec"]))
         elif doc["kind"] == "RayJob":
             specs.append((path.name, doc["spec"]["rayClusterSpec"]))
+        elif doc["kind"] == "RayService":
+            specs.append((path.name, doc["spec"]["rayClusterConfig"]))
     return specs
 
 
@@ -518,6 +534,36 @@ def test_rayjob(name: str) -> None:
         if name == "train":
             fixed = sum(g["minReplicas"] * gpus_per_pod(g["template"]["spec"]) for g in groups)
             assert fixed >= workers, f"--workers {workers} but only {fixed} GPUs guaranteed"
+
+
+def test_rayservice_deploys_the_live_app() -> None:
+    """The RayService's Serve config passes Ray's own schema, names the real builder with the
+    arguments it takes and valid overrides, and installs what the code needs."""
+    import importlib
+
+    from ray.serve.schema import ServeDeploySchema
+
+    from hanet.config import Config
+    from hanet.live.service import BUILDER_ARGS
+
+    (service,) = [doc for _, doc in kuberay_documents() if doc["kind"] == "RayService"]
+    spec = service["spec"]
+    serve_config = yaml.safe_load(spec["serveConfigV2"])
+    ServeDeploySchema(**serve_config)
+    assert serve_config["http_options"]["host"] == "0.0.0.0"
+    (app,) = serve_config["applications"]
+    module, name = app["import_path"].split(":")
+    assert callable(getattr(importlib.import_module(module), name))
+    args = app["args"]
+    assert set(args) <= set(BUILDER_ARGS) and args["checkpoint"].startswith("s3://")
+    Config().replace(args.get("set", []))  # ConfigError for an unknown key or a bad value
+    runtime_env = app["runtime_env"]
+    assert str(runtime_env["working_dir"]).startswith("s3://")
+    assert check_dependencies(runtime_env_packages(runtime_env), "rayservice") == []
+    if args.get("gpu"):
+        groups = spec["rayClusterConfig"]["workerGroupSpecs"]
+        fixed = sum(g["minReplicas"] * gpus_per_pod(g["template"]["spec"]) for g in groups)
+        assert fixed >= int(args["replicas"]), "a GPU per replica"
 
 
 # ---------------------------------------------------------------------------------------------

@@ -69,6 +69,10 @@ def test_overrides_are_typed_by_yaml():
         (["model.hidden_dim=30"], "model.hidden_dim: must be even and divisible"),
         (["model.joint_dim=3"], "model.joint_dim: is 3 but data.representation='2D'"),
         (["train.lr"], "overrides take the form"),
+        (["refine.lookahead=-1"], "refine.lookahead: must be >= 0"),
+        (["refine.lookahead=21"], "refine.lookahead: is 21, but a 21-frame window"),
+        (["train.lookahead=30"], "train.lookahead: is 30"),
+        (["serve.idle_timeout_s=0"], "serve.idle_timeout_s: must be > 0"),
     ],
 )
 def test_bad_values_name_the_key(override, names):

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from hanet.config import AugmentConfig
-from hanet.data.augment import augment_batch, crop_batch, stored_window_size
+from hanet.data.augment import augment_batch, crop_batch, start_pad, stored_window_size
 from hanet.data.normalise import body_size
 from hanet.skeletons import LAYOUTS
 
@@ -134,3 +134,20 @@ def test_bad_settings_name_the_key(change, key) -> None:
 
     with pytest.raises(ConfigError, match=key):
         load_config(None, [f"augment.{k}={v}" for k, v in change.items()])
+
+
+def test_start_padding_keeps_the_output_frame_real() -> None:
+    rng = np.random.default_rng(0)
+    batch = _batch(rng, size=200)
+    padded = start_pad(batch, 0.5, 3, np.random.default_rng(1))
+    pad = (~padded["frame_mask"]).sum(axis=1)
+    assert 0.35 < (pad > 0).mean() < 0.65 and pad.max() <= 11 - 1 - 3
+    assert padded["frame_mask"][:, 11 - 1 - 3].all()
+    for row, m in enumerate(pad):
+        # Padding repeats the first real frame and is not supervised; the rest is unchanged.
+        np.testing.assert_array_equal(
+            padded["input"][row, :m], np.repeat(batch["input"][row, m : m + 1], m, axis=0)
+        )
+        np.testing.assert_array_equal(padded["input"][row, m:], batch["input"][row, m:])
+        assert not padded["target_mask"][row, :m].any()
+    assert start_pad(batch, 0.0, 3, rng) is batch

@@ -133,3 +133,14 @@ def test_short_sequences() -> None:
     np.testing.assert_allclose(savgol(x, window=31), x)  # window clipped below 3: unchanged
     assert gaussian(x[:1], 2.0).shape == (1, 1)
     assert one_euro(x, FPS).shape == (2, 1)
+
+
+def test_fill_missing_of_a_transposed_view() -> None:
+    # A time axis that is not the outermost in memory (a moved axis) is filled all the same.
+    windows = np.moveaxis(np.stack([_linear(), _linear()]), 1, 0)  # [T, 2, 3, 2], transposed
+    valid = np.ones(windows.shape[:3], dtype=bool)
+    valid[10:13, 1, 0] = False
+    holed = np.where(valid[..., None], windows, 123.0)
+    holed = np.moveaxis(np.ascontiguousarray(np.moveaxis(holed, 0, 1)), 1, 0)
+    assert not holed.flags.c_contiguous
+    np.testing.assert_allclose(fill_missing(holed, valid), windows)

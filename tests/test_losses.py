@@ -154,3 +154,37 @@ def test_optional_acceleration_term() -> None:
     # A frame without ground truth breaks the only triple: nothing to compare.
     gap = torch.tensor([[True, False, True]])
     assert hanet_loss(final, final, target, key, gap, accel_weight=2.0).accel_l1.item() == 0.0
+
+
+def test_optional_output_position_term() -> None:
+    final = torch.tensor([[[1.0, 20.0], [3.0, 40.0], [9.0, 60.0]]] * 2)
+    target = torch.zeros(2, 3, 2)
+    key = torch.tensor([True, False, True])
+    valid = torch.ones(2, 3, dtype=torch.bool)
+    published = hanet_loss(final, final, target, key, valid)
+    assert published.position_l1.item() == 0.0
+    out = hanet_loss(final, final, target, key, valid, position=1, position_weight=3.0)
+    # Frame 1 of both windows: |3| + |40| per window over C * n_p = 2 * 2 elements.
+    assert out.position_l1.item() == pytest.approx((3 + 40) * 2 / 4)
+    # Channel 1, the larger, is the OHKM channel (k = 1) and counts twice.
+    gain = 3.0 * (3 * 2 / 4) + 2 * 3.0 * (40 * 2 / 4)
+    assert out.total.item() == pytest.approx(published.total.item() + gain)
+
+
+def test_causal_acceleration_term() -> None:
+    from hanet.losses import causal_accel_l1
+
+    target = torch.arange(6.0).reshape(1, 6, 1) ** 2  # second difference 2 everywhere
+    valid = torch.ones(1, 6, dtype=torch.bool)
+    position = 4
+    # The three windows' outputs at `position` are frames 4, 3, 2 of the truth: no error.
+    exact = torch.stack([target, torch.roll(target, 1, 1), torch.roll(target, 2, 1)])
+    assert causal_accel_l1(exact, target, valid, position).item() == 0.0
+    # Output frame 3 off by 1: the second difference is off by 2.
+    off = exact.clone()
+    off[1, 0, position] += 1.0
+    assert causal_accel_l1(off, target, valid, position).item() == pytest.approx(2.0)
+    # Unsupervised frames drop out; too early a position has no triple.
+    valid[0, 3] = False
+    assert causal_accel_l1(off, target, valid, position).item() == 0.0
+    assert causal_accel_l1(off, target, valid, 1).item() == 0.0

@@ -17,6 +17,7 @@ from hanet.records import (
     describe_left_out,
     discover_objects,
     effective_config,
+    model_identity,
     plan_outputs,
 )
 
@@ -106,3 +107,9 @@ def test_no_input_at_all_says_what_was_left_out(tmp_path: Path) -> None:
     )
     with pytest.raises(RefineJobError, match="no such file or prefix"):
         discover_objects(source.join("absent"))
+
+
+def test_a_different_lookahead_is_a_different_output() -> None:
+    cfg = from_dict(TINY_MODEL)
+    causal = cfg.replace({"refine.lookahead": 2})
+    assert model_identity(b"ckpt", cfg, "parquet") != model_identity(b"ckpt", causal, "parquet")

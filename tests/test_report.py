@@ -80,3 +80,26 @@ def test_evaluate_reads_a_published_layout(tmp_path: Path, sample_dir: Path) -> 
     assert len(test) == 3 and all(s.split == "test" and s.gt is not None for s in test)
     assert val and all(s.split == "val" for s in val)  # carved from train, by clip
     assert len(val) < 12
+
+
+def test_evaluate_scores_causal_refinement(tmp_path: Path, checkpoint: Path, sample_sequences):
+    from hanet.evaluation import evaluate_method
+    from hanet.refiner import Refiner
+
+    test = [_crop(s, 16, "test") for s in sample_sequences[:2]]
+    _write_dataset(tmp_path / "dataset", test, test)
+    result = pipeline("evaluate").evaluate(
+        checkpoint=str(checkpoint),
+        data=str(tmp_path / "dataset"),
+        output=str(tmp_path / "report"),
+        sequence=None,
+        set_=["refine.lookahead=1"],
+    )
+    refiner = Refiner.from_checkpoint(checkpoint)
+    causal = Refiner(refiner.model, refiner.config.replace({"refine.lookahead": 1}))
+    sequences = evaluation_sequences(causal.config, parse_location(tmp_path / "dataset"))[0]
+    refined = {s.sequence_id: r.pred for s, r in zip(sequences, causal.refine_many(sequences))}
+    expected, _ = evaluate_method(sequences, lambda s: refined[s.sequence_id])
+    assert result["table"]["HANet"] == expected
+    offline, _ = evaluate_method(sequences, lambda s: refiner.refine(s).pred)
+    assert result["table"]["HANet"] != offline

@@ -232,3 +232,38 @@ def test_resume_of_something_that_is_not_a_run_is_an_error(tmp_path, capsys) -> 
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
     assert err == f"error: --resume {tmp_path / 'dataset'}: no run there to continue\n"
+
+
+def test_causal_training_terms() -> None:
+    import torch
+
+    from hanet.losses import causal_accel_l1
+    from hanet.model import HANet
+    from hanet.training import batch_loss
+
+    cfg = load_config("configs/demo_2D.yaml", TINY)
+    torch.manual_seed(0)
+    model = HANet(cfg.model).eval()
+    size, channels = cfg.model.window_size, cfg.model.channels
+    x = torch.rand(4, size, channels)
+    batch = {
+        "input": x,
+        "target": x + 0.01 * torch.randn_like(x),
+        "target_mask": torch.ones_like(x, dtype=torch.bool),
+        "frame_mask": torch.ones(4, size, dtype=torch.bool),
+        "key_mask": torch.ones(4, size, dtype=torch.bool),
+    }
+    base = batch_loss(model, batch, cfg)
+    causal = batch_loss(model, batch, cfg.replace({"train.lookahead": 1}))
+    assert base.position_l1 == 0 and causal.position_l1 > 0 and causal.total > base.total
+    smooth = batch_loss(
+        model, batch, cfg.replace({"train.lookahead": 1, "train.lookahead_accel": 2.0})
+    )
+    # The same loss plus the causal acceleration of the window and its copies one and two
+    # frames later (their outputs at position T-2 are frames T-2, T-3, T-4).
+    later = [torch.cat([x[:, :1].expand(-1, s, -1), x[:, :-s]], dim=1) for s in (1, 2)]
+    assert torch.equal(later[0][:, size - 2], x[:, size - 3])
+    finals = torch.stack([model(w).final for w in (x, *later)])
+    extra = 2.0 * causal_accel_l1(finals, batch["target"], batch["target_mask"], size - 2)
+    assert extra > 0
+    assert smooth.total.item() == pytest.approx((causal.total + extra).item(), rel=1e-5)

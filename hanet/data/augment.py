@@ -31,7 +31,7 @@ from hanet.config import AugmentConfig
 from hanet.data.normalise import body_norm
 from hanet.skeletons import JointLayout, warn_once
 
-__all__ = ["augment_batch", "crop_batch", "stored_window_size"]
+__all__ = ["augment_batch", "crop_batch", "start_pad", "stored_window_size"]
 
 
 def stored_window_size(window_size: int, augment: AugmentConfig) -> int:
@@ -42,6 +42,32 @@ def stored_window_size(window_size: int, augment: AugmentConfig) -> int:
 def crop_batch(batch: dict[str, np.ndarray], window_size: int) -> dict[str, np.ndarray]:
     """The first ``window_size`` frames of every window (stored windows may be longer)."""
     return {k: v if k == "scale" or v.ndim < 2 else v[:, :window_size] for k, v in batch.items()}
+
+
+def start_pad(
+    batch: dict[str, np.ndarray], fraction: float, lookahead: int, rng: np.random.Generator
+) -> dict[str, np.ndarray]:
+    """A share of the windows start-padded as a stream's first windows are: their first m
+    frames repeat frame m and count as padding, m uniform in ``1 .. T - 1 - k`` so that the
+    frame a causal refiner outputs stays real. Works in model units: exact for maps that are
+    the same at every frame (published 2D), close for the others.
+
+    Shape:
+        batch: windows ``[B, T, ...]`` (cut to the model's window).
+    """
+    count, size = batch["frame_mask"].shape
+    most = size - 1 - lookahead
+    chosen = rng.random(count) < fraction
+    if most < 1 or not chosen.any():
+        return batch
+    pad = np.where(chosen, rng.integers(1, most + 1, count), 0)  # [B]
+    real = np.arange(size)[None, :] >= pad[:, None]  # [B, T]
+    index = np.maximum(np.arange(size)[None, :], pad[:, None])
+    out = dict(batch)
+    out["input"] = batch["input"][np.arange(count)[:, None], index]
+    out["frame_mask"] = batch["frame_mask"] & real
+    out["target_mask"] = batch["target_mask"] & real[:, :, None]
+    return out
 
 
 def _resample(batch: dict[str, np.ndarray], window_size: int, speed: np.ndarray, rng) -> dict:

@@ -28,7 +28,7 @@ import numpy as np
 
 from hanet.data.schema import SchemaError, Sequence
 from hanet.filters import fill_missing
-from hanet.skeletons import get_layout
+from hanet.skeletons import JointLayout, get_layout
 
 __all__ = [
     "NORMALISATIONS",
@@ -41,6 +41,7 @@ __all__ = [
     "input_norm",
     "target_mask",
     "target_norm",
+    "window_norm",
 ]
 
 NORMALISATIONS = ("published", "body")
@@ -170,26 +171,47 @@ def input_norm(windows: np.ndarray, valid: np.ndarray, seq: Sequence, mode: str)
     Raises:
         SchemaError: published 2D normalisation of a sequence without an image size.
     """
+    return window_norm(
+        windows, valid, seq.representation, seq.layout, mode, seq.image_size, seq.where()
+    )
+
+
+def window_norm(
+    windows: np.ndarray,
+    valid: np.ndarray,
+    representation: str,
+    layout: JointLayout | str,
+    mode: str,
+    image_size: tuple[int, int] | None = None,
+    where: str = "input",
+) -> WindowNorm:
+    """The map to model units of windows of one kind of data, without a :class:`Sequence`
+    (a live stream has none): :func:`input_norm` with its parts spelled out.
+
+    Shape:
+        windows: ``[W, T, J, D]``; valid: ``[W, T]``.
+
+    Raises:
+        SchemaError: published 2D normalisation without an image size (``where`` names it).
+    """
     count, frames, _, dims = windows.shape
     windows = np.asarray(windows, np.float64)
     identity = WindowNorm(np.ones((count, dims)), np.zeros((count, frames, dims)))
     if mode not in NORMALISATIONS:
         raise ValueError(f"unknown normalisation {mode!r} (known: {NORMALISATIONS})")
-    if seq.representation == "smpl":
+    if representation == "smpl":
         return identity
-    roots = list(get_layout(seq.layout).roots) or list(range(windows.shape[2]))
+    roots = list(get_layout(layout).roots) or list(range(windows.shape[2]))
     if mode == "body":
         return body_norm(windows, valid, roots)
-    if seq.representation == "2D":
-        if seq.image_size is None:
+    if representation == "2D":
+        if image_size is None:
             raise SchemaError(
-                f"{seq.where()}: 2D input needs the image size for data.normalisation="
+                f"{where}: 2D input needs the image size for data.normalisation="
                 "published (set data.image_width and data.image_height when the file does not "
                 "carry it, or use data.normalisation=body, which needs none)"
             )
-        return WindowNorm(
-            np.tile(np.asarray(seq.image_size, np.float64), (count, 1)), identity.offset
-        )
+        return WindowNorm(np.tile(np.asarray(image_size, np.float64), (count, 1)), identity.offset)
     return WindowNorm(identity.scale, windows[:, :, roots, :].mean(axis=2))  # 3D: per-frame root
 
 
