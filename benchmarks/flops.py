@@ -3,7 +3,7 @@
 Usage: ``python benchmarks/flops.py [configs/x.yaml ...]`` (default: every ``configs/*.yaml``).
 
 FLOPs are counted by ``torch.utils.flop_counter.FlopCounterMode`` for one forward pass of one
-window (batch 1), 2 FLOPs per multiply-accumulate, as in docs/hanet-reference.md §6.4. The model
+window (batch 1), 2 FLOPs per multiply-accumulate, as the published figures count them. The model
 is built on the meta device: only shapes are needed, so even the 287 M-parameter config costs no
 memory or time.
 """
@@ -25,7 +25,8 @@ ROOT = Path(__file__).resolve().parents[1]
 def measure(config: ModelConfig) -> tuple[int, int]:
     """Return ``(parameters, FLOPs per window)`` for one forward pass at batch 1."""
     with torch.device("meta"):
-        model = HANet(config).eval()
+        # The fixed masks come from numpy (on the CPU whatever the default device): move them.
+        model = HANet(config).eval().to("meta")
         x = torch.zeros(1, config.window_size, config.channels)
     counter = FlopCounterMode(display=False)
     with torch.no_grad(), counter:

@@ -17,7 +17,7 @@ from hanet.model import HANet, HANetOutput, count_parameters
 
 # Unused Linear(4096 -> 8192) after the last stage of the released model: weight + bias.
 UNUSED_PROJECTION = 4096 * 8192 + 8192
-REFERENCE_PARAMS = 320.46e6  # released HANet, JHMDB 2D config (docs/hanet-reference.md §6.4)
+REFERENCE_PARAMS = 320.46e6  # the released HANet's JHMDB 2D config, as published
 
 
 def small_config(**overrides) -> ModelConfig:
