@@ -39,7 +39,7 @@ class RefineSummary:
     # How far refinement moved the poses, in body sizes, over the complete objects (written or
     # skipped): min / median / p90 / max, and the objects beyond the limit (input -> value).
     displacement: dict[str, float] = field(default_factory=dict)
-    displacement_limit: float = 0.1
+    displacement_limit: float = 0.6
     far_moved: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -112,7 +112,7 @@ def summarise(
     output: Location,
     seconds: float,
     not_inputs: dict[str, str] | None = None,
-    displacement_limit: float = 0.1,
+    displacement_limit: float = 0.6,
 ) -> RefineSummary:
     rows = sorted(rows, key=lambda r: r["input"])
     summary = RefineSummary(output=output.uri, objects=len(rows) + len(name_errors))

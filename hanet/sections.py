@@ -326,8 +326,10 @@ class RefineConfig:
     # only for long jobs, see benchmarks/refine_frontier.py).
     compile: bool = False
     # Objects whose refinement moved the observed joints by more than this many body sizes on
-    # average are listed in the refine summary (a corpus unlike the training data).
-    displacement_limit: float = 0.1
+    # average are listed in the refine summary (a corpus unlike the training data). A body size
+    # is the median joint distance from the pose centre; the demo model moves the sequences of
+    # its own dataset by 0.22-0.29, about the input's own error: twice that is suspect.
+    displacement_limit: float = 0.6
 
     def validate(self) -> None:
         require(self.stride_q >= 1, "refine.stride_q", "must be >= 1")
