@@ -1,15 +1,14 @@
 """Raw estimator output + ground truth -> a sharded Parquet window dataset, on Ray Data.
 
-Reading is parallel (one Ray Data task per source file or published pair, :mod:`hanet.sources`),
-windowing and shard writing run in parallel over sequences, and everything is written into a
-staging folder committed only when complete (:class:`hanet.io.staging.StagedDirectory`).
+One Ray Data task per source file or chunk of a published pair (:mod:`hanet.sources`) reads,
+validates, windows and writes its share (:mod:`hanet.shards`) into a staging folder, committed
+only when complete (:class:`hanet.io.staging.StagedDirectory`); the driver checks the records
+and writes the manifest.
 :mod:`hanet.dataset` describes the result and decides whether an existing one may be replaced.
 """
 
 from __future__ import annotations
 
-import hashlib
-import io
 import json
 import logging
 import time
@@ -18,16 +17,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import pyarrow.parquet as pq
 import ray
 import ray.data
 
 from hanet.config import Config
-from hanet.data.arrow import SCHEMA_VERSION, window_table
+from hanet.data.arrow import SCHEMA_VERSION
 from hanet.data.augment import stored_window_size
-from hanet.data.schema import Sequence, units_warning
-from hanet.data.splits import clip_folders
-from hanet.data.windows import window_arrays
 from hanet.dataset import (
     ERRORS,
     MANIFEST,
@@ -36,15 +31,15 @@ from hanet.dataset import (
     check_replaceable,
     dataset_identity,
 )
-from hanet.formats.parquet import write_sequence_parquet
 from hanet.io.location import Location, within
 from hanet.io.staging import StagedDirectory
 from hanet.io.storage import is_file, write_bytes_atomic
-from hanet.sources import Source, discover_sources, read_source, source_fingerprints
+from hanet.shards import process_task
+from hanet.sources import Source, discover_sources, source_fingerprints
 
 log = logging.getLogger(__name__)
 
-__all__ = ["PreprocessResult", "run_preprocess", "write_window_shards"]
+__all__ = ["PreprocessResult", "run_preprocess"]
 
 
 @dataclass
@@ -66,50 +61,6 @@ class PreprocessResult:
     @property
     def windows(self) -> int:
         return int(sum(s["windows"] for s in self.manifest["splits"].values()))
-
-
-def write_window_shards(
-    sequences: list[Sequence], cfg: Config, staging: Location
-) -> list[dict[str, Any]]:
-    """Cut sequences into windows and write Parquet shards of at most ``data.shard_rows``
-    windows, one set per split.
-
-    Shard names derive from their content (first sequence id, start, row count), so they are
-    unique within a dataset and a rerun writes the same names.
-    """
-    by_split: dict[str, list[dict[str, np.ndarray]]] = {}
-    for seq in sequences:
-        split = seq.split or "infer"
-        by_split.setdefault(split, []).append(
-            window_arrays(
-                seq,
-                cfg.model,
-                split,
-                cfg.data.train_stride,
-                cfg.data.test_stride_q,
-                cfg.data.normalisation,
-                stored_window_size(cfg.model.window_size, cfg.augment),
-            )
-        )
-    written = []
-    for split, parts in by_split.items():
-        table = window_table(parts)
-        for begin in range(0, table.num_rows, cfg.data.shard_rows):
-            chunk = table.slice(begin, cfg.data.shard_rows)
-            first_id, first_start = chunk.column("sequence_id")[0], chunk.column("start")[0]
-            name = _part_name(first_id.as_py(), first_start.as_py(), chunk.num_rows)
-            buffer = io.BytesIO()
-            pq.write_table(chunk, buffer, compression="zstd")
-            write_bytes_atomic(staging.join("windows", split, name), buffer.getvalue())
-            written.append(
-                {
-                    "file": f"windows/{split}/{name}",
-                    "split": split,
-                    "windows": chunk.num_rows,
-                    "bytes": buffer.tell(),
-                }
-            )
-    return written
 
 
 # ----------------------------------------------------------------------------------------------
@@ -274,46 +225,6 @@ def run_preprocess(
     return PreprocessResult(
         manifest, seconds=seconds, errors=errors, unit_warnings=unit_warnings, stages=stages
     )
-
-
-def process_task(task: dict[str, Any], cfg: Config, staging: Location) -> list[dict[str, Any]]:
-    """One read task's whole share of the work (inside a Ray task): its sequences read and
-    validated, cut into windows and written as shards, and written themselves as one sequence
-    part per split. Returns a JSON-able record per sequence, file written and problem."""
-    sequences, errors = read_source(task, cfg)
-    records: list[dict[str, Any]] = [{"kind": "error", "error": e} for e in errors]
-    for seq in sequences:
-        records.append(
-            {
-                "kind": "sequence",
-                "sequence_id": seq.sequence_id,
-                "source": seq.source or "",
-                "split": seq.split,
-                "frames": seq.num_frames,
-                "input": task["source"],
-                "clips": sorted(clip_folders(seq)),
-                "warning": units_warning(seq),
-            }
-        )
-    if not sequences:
-        return records
-    records += [{"kind": "shard", **w} for w in write_window_shards(sequences, cfg, staging)]
-    by_split: dict[str, list[Sequence]] = {}
-    for seq in sequences:
-        by_split.setdefault(seq.split or "infer", []).append(seq)
-    for split, seqs in by_split.items():
-        seqs.sort(key=lambda s: s.sequence_id)
-        rel = f"sequences/{split}/{_part_name(seqs[0].sequence_id, 0, len(seqs))}"
-        write_sequence_parquet(staging.join(rel), seqs)
-        records.append({"kind": "sequences", "file": rel, "split": split})
-    return records
-
-
-def _part_name(first_id: str, first_start: int, rows: int) -> str:
-    """A part file's name from its content (first sequence, start, rows): unique within a
-    dataset, and the same on a rerun."""
-    key = f"{first_id}:{first_start}:{rows}"
-    return f"part-{hashlib.sha1(key.encode()).hexdigest()[:16]}.parquet"
 
 
 def _check_outcome(
