@@ -24,6 +24,7 @@ from posedata import Evil, sample_arrays, sample_subset, write_npz, write_pair
 
 from hanet.config import Config, ConfigError, load_config
 from hanet.data.arrow import check_schema
+from hanet.data.augment import stored_window_size
 from hanet.data.normalise import denormalise, filled_input
 from hanet.data.schema import Sequence
 from hanet.data.windows import test_starts, train_starts
@@ -106,10 +107,13 @@ def check_dataset(output: Location, cfg: Config) -> dict[str, dict[str, Sequence
     manifest = load_manifest(output)
     assert manifest is not None
     model = cfg.model
-    size, interval = model.window_size, model.interval
+    interval = model.interval
     joints, dims = model.num_joints, model.joint_dim
     by_split = {}
     for split, info in manifest["splits"].items():
+        # Training windows are stored longer when augmentation resamples them faster.
+        stored = stored_window_size(model.window_size, cfg.augment)
+        size = stored if split == "train" else model.window_size
         seqs = {s.sequence_id: s for s in load_split(output, split)}
         assert len(seqs) == info["sequences"] and split in {s.split for s in seqs.values()}
         assert sum(s.num_frames for s in seqs.values()) == info["frames"]
@@ -227,9 +231,11 @@ def test_windows_equal_sources_and_cover_every_test_frame(local_run, layout: Pat
     # The missing joints of the layout fixture arrived as masks.
     masked = splits["test"]["mocap2d_simplebaseline_test_00000"].observed()
     assert not masked[5:8, 3].any() and not masked[:, 14].any() and masked[:, :14].sum() > 0
-    # What the trainer reads: fixed-shape arrays through Ray Data.
+    # What the trainer reads: fixed-shape arrays through Ray Data (training windows as stored,
+    # longer for the augmentation's faster playback).
     batch = read_window_dataset(output, "train").take_batch(4)
-    size, channels = cfg.model.window_size, cfg.model.channels
+    size = stored_window_size(cfg.model.window_size, cfg.augment)
+    channels = cfg.model.channels
     assert batch["input"].shape == (4, size, channels)
     assert batch["target_mask"].shape == (4, size, channels)
     assert batch["frame_mask"].shape == (4, size) and batch["key_mask"].dtype == bool
