@@ -1,26 +1,27 @@
 """Batch-refinement throughput through Ray Data, as a ratio to the bare model's forward pass.
 
-    python benchmarks/refine_throughput.py [--copies 4] [--paper-frames 1600] [--workers 2]
-        [--threads 1]
+    python benchmarks/refine_throughput.py [--steps 1 5 10] [--seconds 30] [--paper-frames 9000]
+        [--workers 2] [--threads 1]
 
-For the paper 2D configuration (configs/jhmdb_simplebaseline_2D.yaml, about 287 M parameters)
-and the demo configuration (configs/demo_2D.yaml), with random weights:
+For the demo configuration (configs/demo_2D.yaml) at every ``refine.window_step`` in
+``--steps``, and the paper 2D configuration (configs/jhmdb_simplebaseline_2D.yaml, about
+287 M parameters) at its own step, with random weights:
 
-1. the bundled sample's sequences (both splits) are written as sequence Parquet into a temporary
-   folder, ``--copies`` times for the demo model and cut to about ``--paper-frames`` frames
-   for the paper model (about 150 frames/s on two CPU cores);
-2. end to end: ``run_refine`` (Parquet in, Parquet out, ``--workers`` actors with ``--threads``
-   torch threads each), timed from the call to its return, actor start-up and checkpoint
-   loading included (a warm-up run on one file first starts Ray itself);
-3. bare model: in this process, with ``workers * threads`` torch threads, the forward pass
+1. bare model: in this process, with ``workers * threads`` torch threads, the forward pass
    (:meth:`hanet.refiner.Refiner.run_windows`) over exactly the windows the refiner cuts from
-   the same sequences, after a one-batch warm-up.
+   the sequences, after a one-batch warm-up;
+2. the corpus: the bundled sample's sequences (both splits) as sequence Parquet, copied as
+   often as it takes for about ``--seconds`` of bare-model work (so actor start-up and
+   checkpoint loading are amortised as on a real corpus; the frame count is printed), or cut
+   to ``--paper-frames`` frames for the paper model;
+3. end to end: ``run_refine`` (Parquet in, Parquet out, ``--workers`` actors with ``--threads``
+   torch threads each), timed from the call to its return, actor start-up and checkpoint
+   loading included (a warm-up run on one file first starts Ray itself).
 
 The table gives frames/s for both and their ratio (1.0 would mean the pipeline adds nothing to
 the model's own cost), plus a steady-state figure: frames over the actors' busy time per
-object (read, refine, write, done-record), i.e. without actor start-up and checkpoint
-loading, which a job over thousands of objects amortises. Everything is measured side by
-side in one run on the same machine.
+object (read, refine, write, done-record), i.e. without actor start-up and checkpoint loading.
+Everything is measured side by side in one run on the same machine.
 """
 
 from __future__ import annotations
@@ -99,16 +100,29 @@ def measure(
     name: str,
     config: Path,
     work: Path,
-    copies: int,
-    max_frames: int | None,
     args: argparse.Namespace,
+    window_step: int | None = None,
+    max_frames: int | None = None,
 ) -> dict:
-    """Write the corpus, run the job, then time the bare model on the same sequences."""
-    cfg = load_config(config, [f"refine.cpus_per_actor={args.cpus_per_actor}"])
+    """Time the bare model, write a corpus worth ``args.seconds`` of it (or ``max_frames``
+    frames), then run the job over it."""
+    overrides = [f"refine.cpus_per_actor={args.cpus_per_actor}"]
+    if window_step is not None:
+        overrides.append(f"refine.window_step={window_step}")
+    cfg = load_config(config, overrides)
     torch.manual_seed(0)
     model = HANet(cfg.model).eval()
     checkpoint = save_checkpoint(work / "model.pt", model, cfg)
-    sequences = corpus(sample_sequences(cfg), copies, max_frames)
+    refiner = Refiner(model, cfg, device="cpu")
+    sample = sample_sequences(cfg)
+    if max_frames is None:
+        per_copy = sum(seq.num_frames for seq in sample)
+        probe = bare_throughput(refiner, sample, args.workers * args.threads)
+        copies = max(1, round(args.seconds * probe / per_copy))
+        sequences = corpus(sample, copies, None)
+    else:
+        sequences = corpus(sample, 1, max_frames)
+    bare = bare_throughput(refiner, sequences, args.workers * args.threads)
     files = write_parquet_corpus(sequences, work / "input")
     frames = sum(seq.num_frames for seq in sequences)
 
@@ -122,20 +136,17 @@ def measure(
     )
     assert summary.written == files and not summary.errors, summary.errors
     assert summary.frames == frames
-    e2e = summary.frames / summary.seconds
     # Steady state: the actors' busy time per object (read, refine, write, record), spread
     # over the pool; what a long job approaches once start-up is amortised.
     busy = sum(row["seconds"] for row in summary.rows) / args.workers
-
-    refiner = Refiner(model, cfg, device="cpu")
-    bare = bare_throughput(refiner, sequences, args.workers * args.threads)
     return {
         "name": name,
+        "window_step": cfg.test_window_step(),
         "params": sum(p.numel() for p in model.parameters()),
         "files": files,
         "frames": frames,
         "seconds": summary.seconds,
-        "e2e": e2e,
+        "e2e": summary.frames / summary.seconds,
         "steady": summary.frames / busy,
         "bare": bare,
     }
@@ -143,8 +154,9 @@ def measure(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--copies", type=int, default=4, help="Sample copies (demo model).")
-    parser.add_argument("--paper-frames", type=int, default=1600, help="Frames for paper model.")
+    parser.add_argument("--steps", type=int, nargs="+", default=[1, 5, 10], help="Demo steps.")
+    parser.add_argument("--seconds", type=float, default=30.0, help="Bare-model work per run.")
+    parser.add_argument("--paper-frames", type=int, default=9000, help="Frames for paper model.")
     parser.add_argument("--workers", type=int, default=2, help="Refinement actors.")
     parser.add_argument("--threads", type=int, default=1, help="Torch threads per actor.")
     parser.add_argument("--cpus-per-actor", type=float, default=0.5)
@@ -155,21 +167,14 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="hanet-refine-bench-") as tmp:
         root = Path(tmp)
         # Warm-up: Ray's own start-up and first Ray Data execution are not the pipeline's cost.
-        warm = root / "warm"
-        measure("warm-up", CONFIGS["demo 2D"], _mkdir(warm), 1, 200, args)
-        for name, config in CONFIGS.items():
-            paper = name.startswith("paper")
-            work = _mkdir(root / name.replace(" ", "_"))
-            results.append(
-                measure(
-                    name,
-                    config,
-                    work,
-                    copies=1 if paper else args.copies,
-                    max_frames=args.paper_frames if paper else None,
-                    args=args,
-                )
-            )
+        measure("warm-up", CONFIGS["demo 2D"], _mkdir(root / "warm"), args, max_frames=200)
+        for step in args.steps:
+            work = _mkdir(root / f"demo_{step}")
+            results.append(measure("demo 2D", CONFIGS["demo 2D"], work, args, window_step=step))
+        work = _mkdir(root / "paper")
+        results.append(
+            measure("paper 2D", CONFIGS["paper 2D"], work, args, max_frames=args.paper_frames)
+        )
     ray.shutdown()
     threads = args.workers * args.threads
     print(
@@ -179,7 +184,8 @@ def main() -> None:
         f"CPU, {torch.get_num_threads()} torch threads available, {os.cpu_count()} cores\n"
     )
     header = (
-        f"| {'config':<9} | {'params':>7} | {'files':>5} | {'frames':>6} | {'e2e s':>6} | "
+        f"| {'config':<9} | {'step':>4} | {'params':>7} | {'files':>5} | {'frames':>7} | "
+        f"{'e2e s':>6} | "
         f"{'e2e frames/s':>12} | {'steady frames/s':>15} | {'bare frames/s':>13} | "
         f"{'e2e/bare':>8} | {'steady/bare':>11} |"
     )
@@ -187,7 +193,8 @@ def main() -> None:
     print("|" + "|".join("-" * len(cell) for cell in header.split("|")[1:-1]) + "|")
     for r in results:
         print(
-            f"| {r['name']:<9} | {r['params'] / 1e6:6.1f}M | {r['files']:>5} | {r['frames']:>6} | "
+            f"| {r['name']:<9} | {r['window_step']:>4} | {r['params'] / 1e6:6.1f}M | "
+            f"{r['files']:>5} | {r['frames']:>7} | "
             f"{r['seconds']:>6.1f} | {r['e2e']:>12.0f} | {r['steady']:>15.0f} | "
             f"{r['bare']:>13.0f} | {r['e2e'] / r['bare']:>8.2f} | "
             f"{r['steady'] / r['bare']:>11.2f} |"
@@ -197,10 +204,11 @@ def main() -> None:
             "rows": [
                 {
                     "config": r["name"],
-                    "window_step": r.get("window_step"),
+                    "window_step": r["window_step"],
                     "e2e_frames_per_s": round(r["e2e"], 1),
                     "bare_frames_per_s": round(r["bare"], 1),
                     "e2e_over_bare": round(r["e2e"] / r["bare"], 3),
+                    "frames": r["frames"],
                 }
                 for r in results
             ]
