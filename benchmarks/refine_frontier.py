@@ -1,11 +1,12 @@
 """The speed/quality frontier of refinement: what each setting costs and what it buys.
 
     python benchmarks/refine_frontier.py --checkpoint CKPT --data DATASET [--checkpoint CKPT2]
-        [--steps 1 2 5 N] [--copies 20] [--workers 2] [--threads 1]
+        [--steps 1 2 5 N W 10:1] [--copies 20] [--workers 2] [--threads 1]
 
 For every checkpoint (a second, smaller one shows what a smaller configuration trades) and
-every ``refine.window_step`` in ``--steps`` (``N`` is the checkpoint's key-frame interval,
-``W`` its window length):
+every setting in ``--steps``, a ``refine.window_step`` (``N`` is the checkpoint's key-frame
+interval, ``W`` its window length), optionally with a ``refine.smooth_sigma`` after a colon
+(``10:1`` = step 10, Gaussian sigma 1 frame over the merged poses):
 
 - quality: the metrics ``pipelines/evaluate.py`` reports, on the test split of ``--data`` (a
   preprocessed dataset, a published-layout root or a sequence-Parquet file), beside the input
@@ -65,12 +66,11 @@ def better(a: dict[str, float], b: dict[str, float], columns: list[str]) -> bool
     return True
 
 
-def step_value(text: str, cfg: Config) -> int:
-    if text == "N":
-        return cfg.model.interval
-    if text == "W":
-        return cfg.model.window_size
-    return int(text)
+def setting(text: str, cfg: Config) -> tuple[int, float]:
+    """``STEP`` or ``STEP:SIGMA`` -> (window step, smoothing sigma); STEP may be N or W."""
+    step, _, sigma = text.partition(":")
+    named = {"N": cfg.model.interval, "W": cfg.model.window_size}
+    return named[step] if step in named else int(step), float(sigma or 0)
 
 
 def scored(poses: list[np.ndarray], sequences: list) -> dict[str, float]:
@@ -126,21 +126,19 @@ def main() -> None:
             params_count = sum(p.numel() for p in net.parameters())
             label = f"{stored.name} ({params_count / 1e6:.2f}M)"
             for text in args.steps:
-                step = step_value(text, stored)
-                cfg = stored.replace([f"refine.window_step={step}"])
+                step, sigma = setting(text, stored)
+                overrides = [f"refine.window_step={step}", f"refine.smooth_sigma={sigma}"]
+                cfg = stored.replace(overrides)
                 refiner = Refiner(net, cfg, device="cpu")
                 quality = scored([r.pred for r in refiner.refine_many(test)], test)
-                out = root / f"out-{index}-{step}"
+                out = root / f"out-{index}-{step}-{sigma}"
                 summary = run_refine(
                     parse_location(checkpoint),
                     parse_location(inputs),
                     parse_location(out),
                     workers=args.workers,
                     threads_per_actor=args.threads,
-                    overrides=[
-                        f"refine.window_step={step}",
-                        f"refine.cpus_per_actor={args.cpus_per_actor}",
-                    ],
+                    overrides=[*overrides, f"refine.cpus_per_actor={args.cpus_per_actor}"],
                     output_format="parquet",
                 )
                 assert summary.written == files and not summary.errors, summary.errors
@@ -150,6 +148,7 @@ def main() -> None:
                     {
                         "model": label,
                         "window_step": step,
+                        "smooth_sigma": sigma,
                         **quality,
                         "e2e": frames / summary.seconds,
                         "steady": frames / busy,
@@ -169,7 +168,8 @@ def main() -> None:
     speed = ["e2e frames/s", "steady frames/s", "bare frames/s", "e2e/bare"]
     table = [
         {
-            "setting": f"{r['model']} step {r['window_step']}",
+            "setting": f"{r['model']} step {r['window_step']}"
+            + (f", smooth {r['smooth_sigma']:g}" if r["smooth_sigma"] else ""),
             **{key: r[key] for key in columns},
             "e2e frames/s": round(r["e2e"]),
             "steady frames/s": round(r["steady"]),
@@ -187,6 +187,7 @@ def main() -> None:
                 {
                     "model": r["model"],
                     "window_step": r["window_step"],
+                    "smooth_sigma": r["smooth_sigma"],
                     **{key: round(r[key], 3) for key in columns},
                     "e2e_frames_per_s": round(r["e2e"], 1),
                     "steady_frames_per_s": round(r["steady"], 1),

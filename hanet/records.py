@@ -244,6 +244,8 @@ def model_identity(checkpoint_bytes: bytes, cfg: Config, output_format: str) -> 
         "lookahead": cfg.refine.lookahead,
         "format": output_format,
     }
+    if cfg.refine.smooth_sigma:  # only when set: outputs refined without it keep their identity
+        relevant["smooth_sigma"] = cfg.refine.smooth_sigma
     text = json.dumps(relevant, sort_keys=True, default=str)
     return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from scipy.ndimage import gaussian_filter1d
 
 from hanet.body_fk import orthonormal_6d
 from hanet.checkpoint import Source, load_model
@@ -129,13 +130,16 @@ class Refiner:
     def merge(self, seq: Sequence, cut: Cut, outputs: np.ndarray) -> np.ndarray:
         """The model's window outputs mapped back (each with its own normalisation) and merged
         into one sequence of poses ``[F, J, D]`` (float32): averaged over overlapping windows,
-        or for causal cuts each frame taken from its one window (NaN where that window saw
-        no joint at all)."""
+        then smoothed over time by ``refine.smooth_sigma``; or for causal cuts each frame taken
+        from its one window (NaN where that window saw no joint at all)."""
         size = self.config.model.window_size
         back = cut.norm.invert(outputs.reshape(len(cut.starts), size, seq.num_joints, -1))
         lookahead = self.config.refine.lookahead
         if lookahead is None:
             merged = merge_windows(back, cut.starts, seq.num_frames, cut.valid, self.weights)
+            sigma = self.config.refine.smooth_sigma
+            if sigma > 0:
+                merged = gaussian_filter1d(merged, sigma, axis=0, mode="nearest")
         else:
             window, position = causal_sources(seq.num_frames, lookahead, size)
             merged = back[window, position]

@@ -304,6 +304,11 @@ class RefineConfig:
     # How overlapping windows merge: "uniform" mean (published) or "sine"-weighted towards
     # each window's centre (see hanet.windows.window_position_weights).
     merge_weights: Literal["uniform", "sine"] = "uniform"
+    # Gaussian smoothing of the merged poses over time, sigma in frames (0 = off; offline
+    # refinement only). Windows far apart (a large window_step) leave small kinks where one
+    # window hands over to the next; sigma 1 smooths them for a fraction of the cost of more
+    # windows (benchmarks/refine_frontier.py).
+    smooth_sigma: float = 0.0
     # Causal refinement with a delay of k frames (hanet.data.causal): frame t comes from the one
     # window that ends at frame t + k, so it depends on input frames <= t + k only (window_step
     # and merge_weights then do not apply). None = offline refinement of merged windows.
@@ -335,6 +340,7 @@ class RefineConfig:
         require(self.stride_q >= 1, "refine.stride_q", "must be >= 1")
         require(self.window_step >= 0, "refine.window_step", "must be >= 0 (0 = use stride_q)")
         require(self.batch_windows >= 1, "refine.batch_windows", "must be >= 1")
+        require(self.smooth_sigma >= 0, "refine.smooth_sigma", "must be >= 0")
         require(self.gpu_batch_windows >= 1, "refine.gpu_batch_windows", "must be >= 1")
         require(self.batch_objects >= 1, "refine.batch_objects", "must be >= 1")
         require(self.io_threads >= 1, "refine.io_threads", "must be >= 1")

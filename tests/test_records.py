@@ -113,3 +113,5 @@ def test_a_different_lookahead_is_a_different_output() -> None:
     cfg = from_dict(TINY_MODEL)
     causal = cfg.replace({"refine.lookahead": 2})
     assert model_identity(b"ckpt", cfg, "parquet") != model_identity(b"ckpt", causal, "parquet")
+    smoothed = cfg.replace({"refine.smooth_sigma": 1.0})
+    assert model_identity(b"ckpt", cfg, "parquet") != model_identity(b"ckpt", smoothed, "parquet")

@@ -41,6 +41,20 @@ def test_bf16_arithmetic_stays_within_bf16_precision(refiner: Refiner, sample_se
     assert not np.array_equal(got, full)  # the setting really changed the arithmetic
 
 
+def test_smoothing_is_a_gaussian_over_time_of_the_merged_poses(refiner: Refiner, sample_sequences):
+    seq = sample_sequences[0]
+    smooth = Refiner(refiner.model, refiner.config.replace(["refine.smooth_sigma=1.5"]), "cpu")
+    plain, got = refiner.refine(seq).pred, smooth.refine(seq).pred
+    # Independently: the Gaussian kernel written out, edges repeated (scipy's "nearest").
+    offsets = np.arange(-6, 7)
+    kernel = np.exp(-0.5 * (offsets / 1.5) ** 2)
+    kernel /= kernel.sum()
+    padded = np.concatenate([plain[:1].repeat(6, 0), plain, plain[-1:].repeat(6, 0)])
+    want = sum(w * padded[6 + o : 6 + o + len(plain)] for w, o in zip(kernel, offsets))
+    np.testing.assert_allclose(got, want, atol=1e-3)
+    assert np.abs(np.diff(got, 2, axis=0)).mean() < np.abs(np.diff(plain, 2, axis=0)).mean()
+
+
 @pytest.mark.slow
 def test_compiled_model_equals_the_eager_one(refiner: Refiner, sample_sequences):
     windows = _windows(refiner, sample_sequences[:2])
