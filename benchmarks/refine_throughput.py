@@ -121,7 +121,8 @@ def measure(
         copies = max(1, round(args.seconds * probe / per_copy))
         sequences = corpus(sample, copies, None)
     else:
-        sequences = corpus(sample, 1, max_frames)
+        per_copy = sum(seq.num_frames for seq in sample)
+        sequences = corpus(sample, -(-max_frames // per_copy), max_frames)
     bare = bare_throughput(refiner, sequences, args.workers * args.threads)
     files = write_parquet_corpus(sequences, work / "input")
     frames = sum(seq.num_frames for seq in sequences)
@@ -157,6 +158,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, nargs="+", default=[1, 5, 10], help="Demo steps.")
     parser.add_argument("--seconds", type=float, default=30.0, help="Bare-model work per run.")
     parser.add_argument("--paper-frames", type=int, default=9000, help="Frames for paper model.")
+    parser.add_argument("--configs", nargs="+", default=["demo", "paper"], choices=["demo", "paper"])
     parser.add_argument("--workers", type=int, default=2, help="Refinement actors.")
     parser.add_argument("--threads", type=int, default=1, help="Torch threads per actor.")
     parser.add_argument("--cpus-per-actor", type=float, default=0.5)
@@ -168,13 +170,14 @@ def main() -> None:
         root = Path(tmp)
         # Warm-up: Ray's own start-up and first Ray Data execution are not the pipeline's cost.
         measure("warm-up", CONFIGS["demo 2D"], _mkdir(root / "warm"), args, max_frames=200)
-        for step in args.steps:
+        for step in args.steps if "demo" in args.configs else []:
             work = _mkdir(root / f"demo_{step}")
             results.append(measure("demo 2D", CONFIGS["demo 2D"], work, args, window_step=step))
-        work = _mkdir(root / "paper")
-        results.append(
-            measure("paper 2D", CONFIGS["paper 2D"], work, args, max_frames=args.paper_frames)
-        )
+        if "paper" in args.configs:
+            work = _mkdir(root / "paper")
+            results.append(
+                measure("paper 2D", CONFIGS["paper 2D"], work, args, max_frames=args.paper_frames)
+            )
     ray.shutdown()
     threads = args.workers * args.threads
     print(
