@@ -158,7 +158,9 @@ def main() -> None:
     parser.add_argument("--steps", type=int, nargs="+", default=[1, 5, 10], help="Demo steps.")
     parser.add_argument("--seconds", type=float, default=30.0, help="Bare-model work per run.")
     parser.add_argument("--paper-frames", type=int, default=9000, help="Frames for paper model.")
-    parser.add_argument("--configs", nargs="+", default=["demo", "paper"], choices=["demo", "paper"])
+    parser.add_argument(
+        "--configs", nargs="+", default=["demo", "paper"], choices=["demo", "paper"]
+    )
     parser.add_argument("--workers", type=int, default=2, help="Refinement actors.")
     parser.add_argument("--threads", type=int, default=1, help="Torch threads per actor.")
     parser.add_argument("--cpus-per-actor", type=float, default=0.5)
