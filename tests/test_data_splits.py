@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+import itertools
+from pathlib import Path, PurePosixPath
 
 from posedata import seq2d
 
-from hanet.data.splits import find_leaks
+from hanet.data.splits import clip_folders, find_leaks
 from hanet.formats.published import (
     find_published_pairs,
     read_published_pair,
@@ -32,3 +33,18 @@ def test_sample_has_no_leak(sample_dir: Path) -> None:
     test = read_published_pair(pairs["test"], "jhmdb", "2D")
     assert find_leaks(train, test) == []
     assert find_leaks(train, train[:3]) != []
+
+
+def test_clip_folders_are_the_frame_names_parents_whatever_their_form() -> None:
+    # Every name of up to four parts from plain, dot, empty and hidden parts, relative or
+    # absolute: the folder found is pathlib's parent of the name.
+    parts = ["a", "b", ".", "..", "", "c.jpg", ".x"]
+    names = [
+        lead + "/".join(combo)
+        for k in range(1, 5)
+        for combo in itertools.product(parts, repeat=k)
+        for lead in ("", "/", "//")
+    ]
+    names = [name for name in names if name]
+    seq = seq2d(len(names), frame_names=names)
+    assert clip_folders(seq) == {str(PurePosixPath(n).parent) for n in names} - {"."}

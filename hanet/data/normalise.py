@@ -26,6 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from hanet.data.plausibility import nanmedian_rows
 from hanet.data.schema import SchemaError, Sequence
 from hanet.filters import fill_missing
 from hanet.skeletons import JointLayout, get_layout
@@ -137,7 +138,7 @@ def body_size(windows: np.ndarray, valid: np.ndarray) -> np.ndarray:
     """
     extent = (windows.max(axis=2) - windows.min(axis=2)).max(axis=-1)  # [W, T]
     masked = np.where(valid, extent, np.nan)
-    return np.maximum(np.nanmedian(masked, axis=1), _MIN_SIZE)
+    return np.maximum(nanmedian_rows(masked), _MIN_SIZE)
 
 
 def body_norm(windows: np.ndarray, valid: np.ndarray, roots: list[int]) -> WindowNorm:
