@@ -56,13 +56,15 @@ def main(
     with exit_on_user_error():
         config = service_config(checkpoint, overrides)  # a bad checkpoint or --set fails here
         init_ray(verbose=verbose)
+    try:  # from here on Ctrl-C stops the service, also while it is still starting
         serve.start(http_options={"host": host, "port": port})
-        serve.run(build_app(checkpoint, overrides, replicas, gpu), name=APP_NAME, route_prefix="/")
-    typer.echo(
-        f"serving {checkpoint} on http://{host}:{port} ({replicas} replica(s), look-ahead "
-        f"{live_lookahead(config)} frames): POST /v1/streams/ID/frames; Ctrl-C stops"
-    )
-    try:
+        app = build_app(checkpoint, overrides, replicas, gpu)
+        with exit_on_user_error():
+            serve.run(app, name=APP_NAME, route_prefix="/")
+        typer.echo(
+            f"serving {checkpoint} on http://{host}:{port} ({replicas} replica(s), look-ahead "
+            f"{live_lookahead(config)} frames): POST /v1/streams/ID/frames; Ctrl-C stops"
+        )
         while True:
             time.sleep(3600)
     except KeyboardInterrupt:

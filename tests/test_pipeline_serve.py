@@ -44,6 +44,9 @@ def test_serve_runs_until_interrupted(ray_session, checkpoint: Path, tmp_path: P
         assert answer.status_code == 200 and answer.json() == {"frames": []}  # k = 1
         ended = requests.delete(f"{url}/v1/streams/a").json()
         assert [f["index"] for f in ended["frames"]] == [0]
+        # Replicas may answer before serve.run has returned: interrupt a running service.
+        while "serving" not in log.read_text() and time.monotonic() < deadline:
+            time.sleep(0.2)
     finally:
         process.send_signal(signal.SIGINT)
         assert process.wait(timeout=180) == 0, log.read_text()
