@@ -1,10 +1,13 @@
 """What the benchmarks share: where the sample and the configurations are, a quiet local Ray,
-and the one ``RESULT {json}`` line that ends every benchmark's output."""
+the refinement corpus and the bare model's speed, and the one ``RESULT {json}`` line that ends
+every benchmark's output."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -55,3 +58,30 @@ def write_parquet_corpus(sequences: list, folder: Path) -> int:
         pq.write_table(sequences_to_table(chunk), folder / f"part-{count:04d}.parquet")
         count += 1
     return count
+
+
+def copies_of(sequences: list, copies: int, max_frames: int | None = None) -> list:
+    """``copies`` renamed copies of ``sequences``, stopped once ``max_frames`` are reached."""
+    out, frames = [], 0
+    for copy in range(copies):
+        for seq in sequences:
+            if max_frames is not None and frames >= max_frames:
+                return out
+            out.append(dataclasses.replace(seq, sequence_id=f"{seq.sequence_id}_c{copy}"))
+            frames += seq.num_frames
+    return out
+
+
+def bare_frames_per_s(refiner, sequences: list, threads: int) -> float:
+    """Frames/s of the forward pass alone (:meth:`hanet.refiner.Refiner.run_windows`) over
+    exactly the windows the refiner cuts from ``sequences``, in this process, after a one-batch
+    warm-up (allocator, kernels)."""
+    import numpy as np
+    import torch
+
+    torch.set_num_threads(threads)
+    windows = np.concatenate([refiner.cut(seq).windows for seq in sequences])
+    refiner.run_windows(windows[: refiner.batch_windows])
+    began = time.perf_counter()
+    refiner.run_windows(windows)
+    return sum(seq.num_frames for seq in sequences) / (time.perf_counter() - began)

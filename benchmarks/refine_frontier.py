@@ -26,15 +26,18 @@ beat every tuned classic filter on every metric; the last line is ``RESULT {json
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import os
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
-import torch
-from common import print_result, start_ray, write_parquet_corpus
+from common import (
+    bare_frames_per_s,
+    copies_of,
+    print_result,
+    start_ray,
+    write_parquet_corpus,
+)
 
 from hanet.batch_refine import run_refine
 from hanet.checkpoint import load_model
@@ -76,23 +79,6 @@ def setting(text: str, cfg: Config) -> tuple[int, float]:
 def scored(poses: list[np.ndarray], sequences: list) -> dict[str, float]:
     scores = [score_sequence(p, s) for p, s in zip(poses, sequences)]
     return aggregate(scores, sequences[0].representation)
-
-
-def bare_frames_per_s(refiner: Refiner, sequences: list, threads: int) -> float:
-    torch.set_num_threads(threads)
-    windows = np.concatenate([refiner.cut(seq).windows for seq in sequences])
-    refiner.run_windows(windows[: refiner.batch_windows])  # warm-up: allocator, kernels
-    began = time.perf_counter()
-    refiner.run_windows(windows)
-    return sum(seq.num_frames for seq in sequences) / (time.perf_counter() - began)
-
-
-def copies_of(sequences: list, copies: int) -> list:
-    return [
-        dataclasses.replace(seq, sequence_id=f"{seq.sequence_id}_c{copy}")
-        for copy in range(copies)
-        for seq in sequences
-    ]
 
 
 def main() -> None:

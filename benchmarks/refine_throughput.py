@@ -27,18 +27,17 @@ Everything is measured side by side in one run on the same machine.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import os
 import tempfile
-import time
 from pathlib import Path
 
-import numpy as np
 import torch
 from common import (
     PAPER_CONFIG,
     REPO,
     SAMPLE_DIR,
+    bare_frames_per_s,
+    copies_of,
     print_result,
     start_ray,
     write_parquet_corpus,
@@ -68,34 +67,6 @@ def sample_sequences(cfg: Config) -> list[Sequence]:
     return found
 
 
-def corpus(sequences: list[Sequence], copies: int, max_frames: int | None) -> list[Sequence]:
-    """``copies`` renamed copies of ``sequences``, stopped once ``max_frames`` are reached."""
-    out, frames = [], 0
-    for copy in range(copies):
-        for seq in sequences:
-            if max_frames is not None and frames >= max_frames:
-                return out
-            out.append(dataclasses.replace(seq, sequence_id=f"{seq.sequence_id}_c{copy}"))
-            frames += seq.num_frames
-    return out
-
-
-def refiner_windows(refiner: Refiner, sequences: list[Sequence]) -> np.ndarray:
-    """The normalised windows ``[W, T, C]`` that ``refine_many`` feeds the model."""
-    return np.concatenate([refiner.cut(seq).windows for seq in sequences])
-
-
-def bare_throughput(refiner: Refiner, sequences: list[Sequence], threads: int) -> float:
-    """Frames/s of the forward pass alone over the sequences' windows, in this process."""
-    torch.set_num_threads(threads)
-    windows = refiner_windows(refiner, sequences)
-    refiner.run_windows(windows[: refiner.batch_windows])  # warm-up: allocator, kernels
-    began = time.perf_counter()
-    refiner.run_windows(windows)
-    seconds = time.perf_counter() - began
-    return sum(seq.num_frames for seq in sequences) / seconds
-
-
 def measure(
     name: str,
     config: Path,
@@ -117,13 +88,13 @@ def measure(
     sample = sample_sequences(cfg)
     if max_frames is None:
         per_copy = sum(seq.num_frames for seq in sample)
-        probe = bare_throughput(refiner, sample, args.workers * args.threads)
+        probe = bare_frames_per_s(refiner, sample, args.workers * args.threads)
         copies = max(1, round(args.seconds * probe / per_copy))
-        sequences = corpus(sample, copies, None)
+        sequences = copies_of(sample, copies, None)
     else:
         per_copy = sum(seq.num_frames for seq in sample)
-        sequences = corpus(sample, -(-max_frames // per_copy), max_frames)
-    bare = bare_throughput(refiner, sequences, args.workers * args.threads)
+        sequences = copies_of(sample, -(-max_frames // per_copy), max_frames)
+    bare = bare_frames_per_s(refiner, sequences, args.workers * args.threads)
     files = write_parquet_corpus(sequences, work / "input")
     frames = sum(seq.num_frames for seq in sequences)
 
