@@ -13,6 +13,7 @@ from hanet.config import Config
 from hanet.io.location import Location
 from hanet.io.storage import write_text_atomic
 from hanet.records import ERRORS_FILE, MANIFEST_FILE, describe_left_out
+from hanet.sections import RefineConfig
 
 __all__ = ["RefineSummary", "summarise", "write_run_files"]
 
@@ -39,7 +40,7 @@ class RefineSummary:
     # How far refinement moved the poses, in body sizes, over the complete objects (written or
     # skipped): min / median / p90 / max, and the objects beyond the limit (input -> value).
     displacement: dict[str, float] = field(default_factory=dict)
-    displacement_limit: float = 0.6
+    displacement_limit: float = RefineConfig.displacement_limit
     far_moved: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -112,7 +113,7 @@ def summarise(
     output: Location,
     seconds: float,
     not_inputs: dict[str, str] | None = None,
-    displacement_limit: float = 0.6,
+    displacement_limit: float = RefineConfig.displacement_limit,
 ) -> RefineSummary:
     rows = sorted(rows, key=lambda r: r["input"])
     summary = RefineSummary(output=output.uri, objects=len(rows) + len(name_errors))
