@@ -142,6 +142,20 @@ def key_frames(window_size: int, interval: int) -> torch.Tensor:
 IMAGE_SIZE = (320, 240)  # the bundled sample's frames
 
 
+# A model and a run small enough for an end-to-end pipeline test (one short epoch, one worker);
+# the tests add their data settings.
+TINY_PIPELINE = [
+    "model.interval=2",
+    "model.num_intervals=2",
+    "model.hidden_dim=16",
+    "model.num_stages=1",
+    "train.epochs=1",
+    "train.batch_size=16",
+    "train.max_steps_per_epoch=4",
+    "train.num_workers=1",
+    "train.cpus_per_worker=0.5",
+    "refine.cpus_per_actor=0.25",
+]
 TINY_MODEL = {
     "name": "tiny",
     "model": {

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from posedata import sample_arrays, write_pair
+from posedata import TINY_PIPELINE, sample_arrays, write_pair
 
 from hanet.batch_refine import run_refine
 from hanet.checkpoint import load_model
@@ -60,17 +60,8 @@ TINY = [
     "data.normalisation=body",
     "data.val_fraction=0.3",
     "data.train_stride=3",
-    "model.interval=2",
-    "model.num_intervals=2",
-    "model.hidden_dim=16",
-    "model.num_stages=1",
     "augment.mirror=0.5",
-    "train.epochs=1",
-    "train.batch_size=16",
-    "train.max_steps_per_epoch=4",
-    "train.num_workers=1",
-    "train.cpus_per_worker=0.5",
-    "refine.cpus_per_actor=0.25",
+    *TINY_PIPELINE,
 ]
 
 

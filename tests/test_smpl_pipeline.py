@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from posedata import TINY_PIPELINE
 
 from hanet.batch_refine import run_refine
 from hanet.body_fk import orthonormal_6d
@@ -25,16 +26,7 @@ TINY_SMPL = [
     "data.estimator=pare",
     "data.train_stride=4",
     "data.val_fraction=0.25",
-    "model.interval=2",
-    "model.num_intervals=2",
-    "model.hidden_dim=16",
-    "model.num_stages=1",
-    "train.epochs=1",
-    "train.batch_size=16",
-    "train.max_steps_per_epoch=4",
-    "train.num_workers=1",
-    "train.cpus_per_worker=0.5",
-    "refine.cpus_per_actor=0.25",
+    *TINY_PIPELINE,
 ]
 
 
