@@ -8,8 +8,9 @@ split's sequences repeated, so the work scales while the data stays real), then:
 1. ``run_preprocess`` reads, validates, windows, normalises and writes it through Ray Data
    (after a warm-up run on the plain sample, so worker start-up is not counted);
 2. in the same process, the windows it wrote are loaded into numpy, and the time to build an
-   equivalent Arrow table directly from those arrays and ``pq.write_table`` it (same
-   compression) is measured: the floor for "just writing the bytes".
+   equivalent Arrow table directly from those arrays and ``pq.write_table`` it (with the
+   pipeline's own writer options, :func:`hanet.data.arrow.parquet_options`: the same file) is
+   measured: the floor for "just writing the bytes".
 
 Both throughputs are printed in frames/s (source frames) and windows/s, and their ratio.
 """
@@ -28,6 +29,7 @@ import pyarrow.parquet as pq
 from common import DEMO_CONFIG, SAMPLE_DIR, print_result, start_ray
 
 from hanet.config import load_config
+from hanet.data.arrow import parquet_options
 from hanet.dataset import window_files
 from hanet.formats.published import find_published_pairs
 from hanet.formats.safe_npz import load_npz
@@ -83,7 +85,8 @@ def plain_pyarrow_write(schema: pa.Schema, arrays: dict[str, np.ndarray], path: 
             )
         else:
             columns[name] = pa.array(arrays[name], type=field_type)
-    pq.write_table(pa.table(columns, schema=schema), path, compression="zstd")
+    table = pa.table(columns, schema=schema)
+    pq.write_table(table, path, **parquet_options(schema))
     return time.perf_counter() - began
 
 

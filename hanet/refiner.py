@@ -20,7 +20,13 @@ from hanet.config import Config
 from hanet.data.causal import causal_ends, causal_sources, causal_windows
 from hanet.data.normalise import WindowNorm, filled_input, input_norm
 from hanet.data.schema import SchemaError, Sequence
-from hanet.data.windows import merge_windows, split_windows, test_starts, window_position_weights
+from hanet.data.windows import (
+    merge_windows,
+    split_windows,
+    test_starts,
+    window_measures,
+    window_position_weights,
+)
 from hanet.errors import UserError
 from hanet.model import HANet
 from hanet.skeletons import get_layout
@@ -115,13 +121,15 @@ class Refiner:
         lookahead, empty = config.refine.lookahead, None
         if lookahead is None:
             starts = test_starts(seq.num_frames, size, config.test_window_step())
-            raw, valid = split_windows(filled_input(seq), starts, size)  # [W, T, J, D]
+            filled = filled_input(seq)
+            raw, valid = split_windows(filled, starts, size)  # [W, T, J, D]
+            measures = window_measures(filled, seq.layout, starts, size)
         else:
             ends = causal_ends(seq.num_frames, lookahead)
             raw, valid, empty = causal_windows(seq.pred, seq.observed(), ends, size)
-            starts = ends - (size - 1)
+            starts, measures = ends - (size - 1), None
         try:
-            norm = input_norm(raw, valid, seq, config.data.normalisation)
+            norm = input_norm(raw, valid, seq, config.data.normalisation, measures)
         except SchemaError as err:
             raise RefineError(str(err)) from None
         windows = norm.apply(raw).reshape(len(starts), size, config.model.channels)

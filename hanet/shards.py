@@ -9,14 +9,12 @@ within a dataset and a rerun writes the same names.
 from __future__ import annotations
 
 import hashlib
-import io
 from typing import Any
 
 import numpy as np
-import pyarrow.parquet as pq
 
 from hanet.config import Config
-from hanet.data.arrow import window_table
+from hanet.data.arrow import parquet_bytes, window_table
 from hanet.data.augment import stored_window_size
 from hanet.data.schema import Sequence, units_warning
 from hanet.data.splits import clip_folders
@@ -92,15 +90,14 @@ def write_window_shards(
             chunk = table.slice(begin, cfg.data.shard_rows)
             first_id, first_start = chunk.column("sequence_id")[0], chunk.column("start")[0]
             name = _part_name(first_id.as_py(), first_start.as_py(), chunk.num_rows)
-            buffer = io.BytesIO()
-            pq.write_table(chunk, buffer, compression="zstd")
-            write_bytes_atomic(staging.join("windows", split, name), buffer.getvalue())
+            data = parquet_bytes(chunk)
+            write_bytes_atomic(staging.join("windows", split, name), data)
             written.append(
                 {
                     "file": f"windows/{split}/{name}",
                     "split": split,
                     "windows": chunk.num_rows,
-                    "bytes": buffer.tell(),
+                    "bytes": len(data),
                 }
             )
     return written

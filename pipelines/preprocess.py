@@ -48,7 +48,7 @@ def preprocess(
         str, typer.Option(help="fail: any bad input fails the run | skip: report bad ones.")
     ] = "fail",
     overwrite: Annotated[bool, typer.Option(help="Replace a dataset made differently.")] = False,
-    cpus_per_task: Annotated[float, typer.Option(help="Ray CPUs per read/shard task.")] = 0.5,
+    cpus_per_task: Annotated[float, typer.Option(help="Ray CPUs per read/shard task.")] = 1.0,
     verbose: Annotated[bool, typer.Option(help="Show Ray's own logs.")] = False,
 ) -> dict:
     """Read, validate, window and write; prints the summary and returns the manifest."""

@@ -3,6 +3,7 @@ the bundled sample and ordinary detection failures pass; body sizes in the wrong
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -12,6 +13,7 @@ import pytest
 from hanet.data.plausibility import (
     LIMIT,
     find_implausible,
+    nanmedian_rows,
     outside_reference,
     reference,
     units_problem,
@@ -227,3 +229,16 @@ def test_body_sizes_that_do_not_fit_the_units_are_named(representation, image, p
     problem = units_problem(poses, _all(poses), representation, image)
     assert problem is not None and says in problem
     assert find_implausible(poses, _all(poses), representation, image) is None  # only a warning
+
+
+@pytest.mark.parametrize("shape", [(7, 15), (9, 14, 2), (5, 1, 3), (4, 26)])
+@pytest.mark.parametrize("holes", [0.0, 0.3, 1.0])
+def test_nanmedian_rows_is_numpys_nanmedian(shape: tuple[int, ...], holes: float) -> None:
+    """Rows with and without NaN, odd and even row lengths, all-NaN rows: numpy's answer."""
+    rng = np.random.default_rng(len(shape) + int(holes * 10))
+    values = rng.normal(size=shape).astype(np.float32)
+    values[rng.random(shape) < holes] = np.nan
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # numpy warns of all-NaN rows
+        expected = np.nanmedian(values, axis=1)
+    np.testing.assert_array_equal(nanmedian_rows(values), expected)

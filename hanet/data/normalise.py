@@ -33,13 +33,16 @@ from hanet.skeletons import JointLayout, get_layout
 
 __all__ = [
     "NORMALISATIONS",
+    "FrameMeasures",
     "WindowNorm",
     "body_norm",
     "body_size",
     "denormalise",
     "filled_input",
     "filled_target",
+    "frame_measures",
     "input_norm",
+    "layout_roots",
     "target_mask",
     "target_norm",
     "window_norm",
@@ -129,35 +132,87 @@ def target_mask(seq: Sequence) -> np.ndarray:
     return seq.labelled_joints()
 
 
-def body_size(windows: np.ndarray, valid: np.ndarray) -> np.ndarray:
-    """The body size of each window: the median over its real frames of the per-frame keypoint
-    extent ``max`` over axes of ``(max - min)`` over joints.
+@dataclass(frozen=True)
+class FrameMeasures:
+    """What the body map reads from each frame: its keypoint extent (``max`` over axes of
+    ``max - min`` over joints) and the mean of its root joints, in float64.
+
+    Each depends on its frame alone, so measuring a sequence once and cutting the measures
+    into windows gives exactly what measuring every window would, with each frame measured
+    once rather than once per window that holds it (:func:`hanet.data.windows.window_measures`).
 
     Shape:
-        windows: ``[W, T, J, D]``; valid: ``[W, T]`` (padding excluded); output ``[W]``.
+        extent: ``[..., T]``; root: ``[..., T, D]``.
     """
-    extent = (windows.max(axis=2) - windows.min(axis=2)).max(axis=-1)  # [W, T]
+
+    extent: np.ndarray
+    root: np.ndarray
+
+
+def frame_measures(poses: np.ndarray, roots: list[int]) -> FrameMeasures:
+    """The :class:`FrameMeasures` of every frame of ``poses``.
+
+    Shape:
+        poses: ``[..., T, J, D]``.
+    """
+    # max and min are exact in any float type: subtracting in float64 afterwards gives the
+    # same extent as converting every value first, without a float64 copy of the poses.
+    high, low = poses.max(axis=-2), poses.min(axis=-2)
+    extent = (high.astype(np.float64) - low.astype(np.float64)).max(axis=-1)
+    return FrameMeasures(extent, poses[..., roots, :].astype(np.float64).mean(axis=-2))
+
+
+def body_size(
+    windows: np.ndarray, valid: np.ndarray, extent: np.ndarray | None = None
+) -> np.ndarray:
+    """The body size of each window: the median over its real frames of the per-frame keypoint
+    extent (:class:`FrameMeasures`), measured here unless given.
+
+    Shape:
+        windows: ``[W, T, J, D]``; valid: ``[W, T]`` (padding excluded); extent: ``[W, T]``;
+        output ``[W]``.
+    """
+    if extent is None:
+        extent = frame_measures(windows, [0]).extent
     masked = np.where(valid, extent, np.nan)
     return np.maximum(nanmedian_rows(masked), _MIN_SIZE)
 
 
-def body_norm(windows: np.ndarray, valid: np.ndarray, roots: list[int]) -> WindowNorm:
+def body_norm(
+    windows: np.ndarray,
+    valid: np.ndarray,
+    roots: list[int],
+    measures: FrameMeasures | None = None,
+) -> WindowNorm:
     """The scale-free map of each window: centred on the mean of its root joints over its real
-    frames, divided by :func:`body_size`.
+    frames, divided by :func:`body_size`. ``measures``: the windows' frame measures when the
+    caller cut them from the sequence (else they are measured here).
 
     Shape:
-        windows: ``[W, T, J, D]``; valid: ``[W, T]``.
+        windows: ``[W, T, J, D]``; valid: ``[W, T]``; measures: ``[W, T]`` and ``[W, T, D]``.
     """
     frames, dims = windows.shape[1], windows.shape[-1]
+    if measures is None:
+        measures = frame_measures(windows, roots)
     weight = valid.astype(np.float64)[:, :, None]  # [W, T, 1]
-    root = windows[:, :, roots, :].mean(axis=2)  # [W, T, D]
-    centre = (root * weight).sum(axis=1) / np.maximum(weight.sum(axis=1), 1.0)  # [W, D]
-    size = body_size(windows, valid)  # [W]
+    centre = (measures.root * weight).sum(axis=1) / np.maximum(weight.sum(axis=1), 1.0)  # [W, D]
+    size = body_size(windows, valid, measures.extent)  # [W]
     scale = np.repeat(size[:, None], dims, axis=1)
     return WindowNorm(scale, np.repeat(centre[:, None, :], frames, axis=1))
 
 
-def input_norm(windows: np.ndarray, valid: np.ndarray, seq: Sequence, mode: str) -> WindowNorm:
+def layout_roots(layout: JointLayout | str, num_joints: int) -> list[int]:
+    """The joints a window is centred on: the layout's roots, or every joint if it has none."""
+    return list(get_layout(layout).roots) or list(range(num_joints))
+
+
+def input_norm(
+    windows: np.ndarray,
+    valid: np.ndarray,
+    seq: Sequence,
+    mode: str,
+    measures: FrameMeasures | None = None,
+) -> WindowNorm:
     """The map to model units of each input window of ``seq``.
 
     Args:
@@ -165,6 +220,7 @@ def input_norm(windows: np.ndarray, valid: np.ndarray, seq: Sequence, mode: str)
         valid: False at padding positions.
         seq: the sequence (its representation, layout and image size).
         mode: one of :data:`NORMALISATIONS`.
+        measures: the windows' frame measures, when cut from the sequence's (``body`` only).
 
     Shape:
         windows: ``[W, T, J, D]``; valid: ``[W, T]``.
@@ -173,7 +229,7 @@ def input_norm(windows: np.ndarray, valid: np.ndarray, seq: Sequence, mode: str)
         SchemaError: published 2D normalisation of a sequence without an image size.
     """
     return window_norm(
-        windows, valid, seq.representation, seq.layout, mode, seq.image_size, seq.where()
+        windows, valid, seq.representation, seq.layout, mode, seq.image_size, seq.where(), measures
     )
 
 
@@ -185,6 +241,7 @@ def window_norm(
     mode: str,
     image_size: tuple[int, int] | None = None,
     where: str = "input",
+    measures: FrameMeasures | None = None,
 ) -> WindowNorm:
     """The map to model units of windows of one kind of data, without a :class:`Sequence`
     (a live stream has none): :func:`input_norm` with its parts spelled out.
@@ -196,15 +253,17 @@ def window_norm(
         SchemaError: published 2D normalisation without an image size (``where`` names it).
     """
     count, frames, _, dims = windows.shape
-    windows = np.asarray(windows, np.float64)
+    # Each map reads only a few values per frame: it converts what it reads to float64 (no
+    # float64 copy of every window).
+    windows = np.asarray(windows)
     identity = WindowNorm(np.ones((count, dims)), np.zeros((count, frames, dims)))
     if mode not in NORMALISATIONS:
         raise ValueError(f"unknown normalisation {mode!r} (known: {NORMALISATIONS})")
     if representation == "smpl":
         return identity
-    roots = list(get_layout(layout).roots) or list(range(windows.shape[2]))
+    roots = layout_roots(layout, windows.shape[2])
     if mode == "body":
-        return body_norm(windows, valid, roots)
+        return body_norm(windows, valid, roots, measures)
     if representation == "2D":
         if image_size is None:
             raise SchemaError(
@@ -213,7 +272,8 @@ def window_norm(
                 "carry it, or use data.normalisation=body, which needs none)"
             )
         return WindowNorm(np.tile(np.asarray(image_size, np.float64), (count, 1)), identity.offset)
-    return WindowNorm(identity.scale, windows[:, :, roots, :].mean(axis=2))  # 3D: per-frame root
+    roots_mean = windows[:, :, roots, :].astype(np.float64).mean(axis=2)
+    return WindowNorm(identity.scale, roots_mean)  # 3D: per-frame root
 
 
 def target_norm(targets: np.ndarray, seq: Sequence, mode: str, inputs: WindowNorm) -> WindowNorm:
@@ -224,7 +284,7 @@ def target_norm(targets: np.ndarray, seq: Sequence, mode: str, inputs: WindowNor
         targets: ``[W, T, J, D]`` (:func:`filled_target` cut into windows).
     """
     if mode == "published" and seq.representation == "3D":
-        roots = list(get_layout(seq.layout).roots) or list(range(targets.shape[2]))
+        roots = layout_roots(seq.layout, targets.shape[2])
         return WindowNorm(inputs.scale, np.asarray(targets, np.float64)[:, :, roots].mean(axis=2))
     return inputs
 

@@ -120,6 +120,11 @@ def nanmedian_rows(values: np.ndarray) -> np.ndarray:
     Python overhead and warnings: NaN sorts last, so each row's median sits at its count of
     numbers. (numpy's own goes through masked arrays for small rows, many times slower.)"""
     ordered = np.sort(values, axis=1)
+    size = values.shape[1]
+    if size and not np.isnan(ordered[:, -1]).any():
+        # No NaN anywhere (NaN sorts last): every row's median sits in the middle. The
+        # common case, and much cheaper than gathering at per-row positions.
+        return (ordered[:, (size - 1) // 2] + ordered[:, size // 2]) / 2
     count = (~np.isnan(values)).sum(axis=1, keepdims=True)  # [T, 1, ...]
     # Elements (n - 1) // 2 and n // 2 of n numbers: the same one when n is odd.
     low = np.take_along_axis(ordered, np.maximum(count - 1, 0) // 2, axis=1)
@@ -278,6 +283,8 @@ def units_problem(
             f"6D rotation columns have a median length of {median:.3g}, but they are unit "
             "vectors (are these rotations in another form?)"
         )
+    if representation == "2D" and image_size is None:
+        return None  # pixels cannot be told from other units without the image
     _, _, scale = _positions(poses, mask)
     if scale is None:
         return None

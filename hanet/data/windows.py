@@ -17,13 +17,17 @@ import numpy as np
 
 from hanet.config import ModelConfig
 from hanet.data.normalise import (
+    FrameMeasures,
     filled_input,
     filled_target,
+    frame_measures,
     input_norm,
+    layout_roots,
     target_mask,
     target_norm,
 )
 from hanet.data.schema import Sequence
+from hanet.skeletons import JointLayout
 
 __all__ = [
     "key_frame_mask",
@@ -32,6 +36,7 @@ __all__ = [
     "test_starts",
     "train_starts",
     "window_arrays",
+    "window_measures",
     "window_position_weights",
     "window_starts",
 ]
@@ -163,6 +168,22 @@ def split_windows(
     index, valid = _window_indices(starts, window_size, num_frames)
     clipped = np.minimum(index, num_frames - 1)
     return x[clipped], valid
+
+
+def window_measures(
+    filled: np.ndarray, layout: JointLayout | str, starts: np.ndarray, window_size: int
+) -> FrameMeasures:
+    """The body map's frame measures of a sequence, cut into its windows: exactly what
+    measuring each window would give (padding repeats the last frame either way), with every
+    frame measured once.
+
+    Shape:
+        filled: ``[F, J, D]``; output extent ``[W, T]``, root ``[W, T, D]``.
+    """
+    measures = frame_measures(filled, layout_roots(layout, filled.shape[1]))
+    extent, _ = split_windows(measures.extent, starts, window_size)
+    root, _ = split_windows(measures.root, starts, window_size)
+    return FrameMeasures(extent, root)
 
 
 def merge_windows(
@@ -316,8 +337,10 @@ def window_arrays(
     size = stored_size if split == "train" and stored_size else model.window_size
     starts = window_starts(seq.num_frames, model, split, train_stride, test_stride_q, size)
     count = len(starts)
-    raw, valid = split_windows(filled_input(seq), starts, size)  # [W, T, J, D]
-    in_norm = input_norm(raw, valid, seq, normalisation)
+    filled = filled_input(seq)
+    raw, valid = split_windows(filled, starts, size)  # [W, T, J, D]
+    measures = window_measures(filled, seq.layout, starts, size)
+    in_norm = input_norm(raw, valid, seq, normalisation, measures)
     inputs = in_norm.apply(raw)
     supervised, _ = split_windows(target_mask(seq), starts, size)  # [W, T, J]
     targets = np.zeros_like(inputs)

@@ -44,10 +44,13 @@ def frame_names(entry: np.ndarray | None, frames: int, where: str) -> list[str] 
     if entry is None:
         return None
     # Files written under Python 2 hold bytes; str(b"x") would give "b'x'".
-    names = [
-        n.decode("utf-8", "replace") if isinstance(n, bytes) else str(n)
-        for n in np.asarray(entry).reshape(-1)
-    ]
+    array = np.asarray(entry).reshape(-1)
+    if array.dtype.kind == "U":
+        names = array.tolist()  # already text: no per-name conversion
+    else:
+        names = [
+            n.decode("utf-8", "replace") if isinstance(n, bytes) else str(n) for n in array.tolist()
+        ]
     if len(names) != frames:
         raise ReadError(f"{where}: {len(names)} image names for {frames} frames")
     return names

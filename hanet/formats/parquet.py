@@ -6,7 +6,7 @@ import io
 
 import pyarrow.parquet as pq
 
-from hanet.data.arrow import sequences_to_table, table_to_sequences
+from hanet.data.arrow import parquet_bytes, sequences_to_table, table_to_sequences
 from hanet.data.schema import SchemaError, Sequence
 from hanet.formats.common import ReadError, validated
 from hanet.io.errors import StorageError
@@ -45,9 +45,7 @@ def read_sequence_parquet(location: Location) -> list[Sequence]:
 
 def encode_sequence_parquet(sequences: list[Sequence]) -> bytes:
     """Sequences as the bytes of one sequence-Parquet file (zstd)."""
-    buffer = io.BytesIO()
-    pq.write_table(sequences_to_table(sequences), buffer, compression="zstd")
-    return buffer.getvalue()
+    return parquet_bytes(sequences_to_table(sequences))
 
 
 def write_sequence_parquet(location: Location, sequences: list[Sequence]) -> None:
