@@ -11,14 +11,12 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-import numpy as np
-
 from hanet.config import Config
 from hanet.data.arrow import parquet_bytes, window_table
 from hanet.data.augment import stored_window_size
 from hanet.data.schema import Sequence, units_warning
 from hanet.data.splits import clip_folders
-from hanet.data.windows import window_arrays
+from hanet.data.windows import stacked_window_arrays
 from hanet.formats.parquet import write_sequence_parquet
 from hanet.io.location import Location
 from hanet.io.storage import write_bytes_atomic
@@ -69,23 +67,27 @@ def write_window_shards(
     Shard names derive from their content (first sequence id, start, row count), so they are
     unique within a dataset and a rerun writes the same names.
     """
-    by_split: dict[str, list[dict[str, np.ndarray]]] = {}
+    by_split: dict[str, list[Sequence]] = {}
     for seq in sequences:
-        split = seq.split or "infer"
-        by_split.setdefault(split, []).append(
-            window_arrays(
-                seq,
-                cfg.model,
-                split,
-                cfg.data.train_stride,
-                cfg.data.test_stride_q,
-                cfg.data.normalisation,
-                stored_window_size(cfg.model.window_size, cfg.augment),
-            )
+        by_split.setdefault(seq.split or "infer", []).append(seq)
+    tables = {
+        split: window_table(
+            [
+                stacked_window_arrays(
+                    seqs,
+                    cfg.model,
+                    split,
+                    cfg.data.train_stride,
+                    cfg.data.test_stride_q,
+                    cfg.data.normalisation,
+                    stored_window_size(cfg.model.window_size, cfg.augment),
+                )
+            ]
         )
+        for split, seqs in by_split.items()
+    }
     written = []
-    for split, parts in by_split.items():
-        table = window_table(parts)
+    for split, table in tables.items():
         for begin in range(0, table.num_rows, cfg.data.shard_rows):
             chunk = table.slice(begin, cfg.data.shard_rows)
             first_id, first_start = chunk.column("sequence_id")[0], chunk.column("start")[0]

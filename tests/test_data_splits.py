@@ -48,3 +48,7 @@ def test_clip_folders_are_the_frame_names_parents_whatever_their_form() -> None:
     names = [name for name in names if name]
     seq = seq2d(len(names), frame_names=names)
     assert clip_folders(seq) == {str(PurePosixPath(n).parent) for n in names} - {"."}
+    # Alone and among plain names, so that the path for plain names is taken where it can be.
+    for name in names:
+        alone = seq2d(2, frame_names=[name, "clip/0001.png"])
+        assert clip_folders(alone) == {str(PurePosixPath(name).parent), "clip"} - {"."}, name

@@ -4,12 +4,17 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from posedata import seq2d
 
+from hanet.config import ModelConfig
+from hanet.data.schema import validate_sequence
 from hanet.data.windows import (
     key_frame_mask,
     merge_windows,
     split_windows,
+    stacked_window_arrays,
     train_starts,
+    window_arrays,
     window_position_weights,
 )
 from hanet.data.windows import (
@@ -138,3 +143,30 @@ def test_weighted_merge_is_the_weighted_mean_and_keeps_identical_predictions_exa
     assert window_position_weights(size, "uniform") is None
     with pytest.raises(ValueError):
         merge_windows(noisy, starts, frames, valid, -weights)
+
+
+@pytest.mark.parametrize("normalisation", ["body", "published"])
+@pytest.mark.parametrize("split", ["train", "test"])
+def test_stacked_windows_are_each_sequences_windows_in_turn(normalisation, split) -> None:
+    """Joining the sequences' frames must not let one sequence's frames, padding, ground truth
+    or normalisation leak into another's windows: the stack equals the windows of each
+    sequence alone, one after the other, bit for bit; with a short (padded) sequence, one
+    without ground truth, one with gaps and one of another image size (another map)."""
+    holes = np.ones((30, 15), bool)
+    holes[5:9, 3] = False
+    seqs = [
+        seq2d(40, "a"),
+        seq2d(6, "short"),
+        seq2d(25, "no_truth", gt=None),
+        seq2d(30, "gaps", joint_mask=holes),
+        seq2d(33, "wide", image_size=(1920, 1080)),
+    ]
+    seqs = [validate_sequence(s) for s in seqs]
+    model = ModelConfig(num_joints=15, joint_dim=2, interval=5, num_intervals=2)
+    args = (model, split, 2, 1, normalisation, 14)
+    stacked = stacked_window_arrays(seqs, *args)
+    alone = [window_arrays(s, *args) for s in seqs]
+    for name, column in stacked.items():
+        expected = np.concatenate([a[name] for a in alone])
+        assert column.dtype == expected.dtype, name
+        np.testing.assert_array_equal(column, expected, err_msg=name)

@@ -73,16 +73,24 @@ class WindowNorm:
             stored = np.asarray(getattr(self, name), np.float32).astype(np.float64)
             object.__setattr__(self, name, stored)
 
-    def apply(self, x: np.ndarray) -> np.ndarray:
-        """Original units -> model units (float32).
+    def apply(self, x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """Original units -> model units (float32), computed in float64 and rounded once.
+
+        Args:
+            x: values in original units.
+            out: a float32 array to write the result into (else a new one).
 
         Shape:
             x: ``[W, T, J, D]``; output the same.
         """
-        units = (np.asarray(x, np.float64) - self.offset[:, :, None, :]) / self.scale[
-            :, None, None, :
-        ]
-        return units.astype(np.float32)
+        x = np.asarray(x)
+        # The subtraction converts as it reads (no float64 copy of x) and the division rounds
+        # to float32 as it writes: the same values as converting, computing and casting in
+        # separate passes, with two fewer passes over the windows.
+        units = np.subtract(x, self.offset[:, :, None, :], dtype=np.float64)
+        if out is None:
+            out = np.empty(x.shape, np.float32)
+        return np.divide(units, self.scale[:, None, None, :], out=out, casting="same_kind")
 
     def invert(self, units: np.ndarray) -> np.ndarray:
         """Model units -> original units, computed in float64 (one rounding, not two).

@@ -46,16 +46,18 @@ def assign_split(seq: Sequence, val_fraction: float, seed: int) -> str:
 def clip_folders(seq: Sequence) -> set[str]:
     """The image-name folders of a sequence's frames (every frame's, so a track whose frames
     span several folders counts in each)."""
-    # A path object per frame name cost more than the rest of preprocessing a frame.
-    return {_head(name) for name in seq.frame_names or ()} - {"."}
+    names = seq.frame_names or ()
+    # A path object per frame name cost more than the rest of preprocessing a frame, and so
+    # did a Python check per name: one look at all the names says whether any needs a path
+    # object's normalising ("a//b", "./a", "a/"); plain names only lose their last part.
+    text = "\n" + "\n".join(names) + "\n"
+    if any(mark in text for mark in ("//", "/.", "/\n", "\n.")):
+        return {str(PurePosixPath(name).parent) for name in names} - {"."}
+    return {head or slash for head, slash, _ in map(_split_last, names)} - {""}
 
 
-def _head(name: str) -> str:
-    """``str(PurePosixPath(name).parent)``, without the path object for plain names."""
-    if "//" in name or "/." in name or name.endswith("/") or name.startswith("."):
-        return str(PurePosixPath(name).parent)  # the rare name that needs normalising
-    head, slash, _ = name.rpartition("/")
-    return head or slash or "."
+def _split_last(name: str) -> tuple[str, str, str]:
+    return name.rpartition("/")
 
 
 def find_leaks(train: Iterable[Sequence], test: Iterable[Sequence]) -> list[str]:

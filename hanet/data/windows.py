@@ -21,18 +21,19 @@ from hanet.data.normalise import (
     filled_input,
     filled_target,
     frame_measures,
-    input_norm,
     layout_roots,
     target_mask,
     target_norm,
+    window_norm,
 )
 from hanet.data.schema import Sequence
-from hanet.skeletons import JointLayout
+from hanet.skeletons import JointLayout, get_layout
 
 __all__ = [
     "key_frame_mask",
     "merge_windows",
     "split_windows",
+    "stacked_window_arrays",
     "test_starts",
     "train_starts",
     "window_arrays",
@@ -318,12 +319,30 @@ def window_arrays(
     normalisation: str = "published",
     stored_size: int | None = None,
 ) -> dict[str, np.ndarray]:
-    """The windows of one validated sequence as stacked arrays, one per window column.
+    """The windows of one validated sequence: :func:`stacked_window_arrays` of one."""
+    return stacked_window_arrays(
+        [seq], model, split, train_stride, test_stride_q, normalisation, stored_size
+    )
 
-    Column names and meanings follow :func:`hanet.data.arrow.window_schema`; building them with
-    a few numpy slices (no per-window Python work) is what keeps preprocessing close to the
-    speed of writing the bytes. Each window is normalised with its own map
-    (:func:`hanet.data.normalise.input_norm`), stored as ``scale`` and the offsets. Training
+
+def stacked_window_arrays(
+    seqs: list[Sequence],
+    model: ModelConfig,
+    split: str,
+    train_stride: int = 1,
+    test_stride_q: int = 1,
+    normalisation: str = "published",
+    stored_size: int | None = None,
+) -> dict[str, np.ndarray]:
+    """The windows of validated sequences of one shape (joints x values) as stacked arrays,
+    one per window column, the windows of each sequence in turn.
+
+    Column names and meanings follow :func:`hanet.data.arrow.window_schema`. The sequences'
+    frames are joined end to end and every window column is one gather from them, so each
+    numpy operation runs once for all windows: no per-window Python, and none per sequence
+    beyond finding its starts and filling its gaps (with clips of a few dozen frames, numpy's
+    cost per call outweighed the arithmetic). Each window is normalised with its own map
+    (:func:`hanet.data.normalise.window_norm`), stored as ``scale`` and the offsets. Training
     windows hold ``stored_size`` frames when given (the extra frames feed the time
     augmentation of :mod:`hanet.data.augment`); ``key_mask`` then continues the key-frame
     pattern over them.
@@ -333,29 +352,74 @@ def window_arrays(
         input_mask: ``[W, T, J]``; scale: ``[W, D]``; input_offset, target_offset:
         ``[W, T, D]``; sequence_id, split, start, window_size, num_joints, joint_dim: ``[W]``.
     """
-    joints, dims = seq.num_joints, seq.joint_dim
+    joints, dims = seqs[0].num_joints, seqs[0].joint_dim
     size = stored_size if split == "train" and stored_size else model.window_size
-    starts = window_starts(seq.num_frames, model, split, train_stride, test_stride_q, size)
-    count = len(starts)
-    filled = filled_input(seq)
-    raw, valid = split_windows(filled, starts, size)  # [W, T, J, D]
-    measures = window_measures(filled, seq.layout, starts, size)
-    in_norm = input_norm(raw, valid, seq, normalisation, measures)
-    inputs = in_norm.apply(raw)
-    supervised, _ = split_windows(target_mask(seq), starts, size)  # [W, T, J]
-    targets = np.zeros_like(inputs)
-    tg_norm = in_norm
-    if seq.gt is not None:
-        gt_raw, _ = split_windows(filled_target(seq), starts, size)
-        tg_norm = target_norm(gt_raw, seq, normalisation, in_norm)
-        # Unknown ground truth is stored as 0 (never as a value relative to some offset).
-        targets = np.where(supervised[..., None], tg_norm.apply(gt_raw), 0.0).astype(np.float32)
-    observed, _ = split_windows(seq.observed(), starts, size)
+    starts = [
+        window_starts(s.num_frames, model, split, train_stride, test_stride_q, size) for s in seqs
+    ]
+    counts = np.array([len(x) for x in starts])
+    owner = np.repeat(np.arange(len(seqs)), counts)  # [W] the sequence of each window
+    lengths = np.array([s.num_frames for s in seqs])
+    first = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+    local = np.concatenate(starts)[:, None] + np.arange(size)[None, :]  # [W, T]
+    last = (lengths - 1)[owner][:, None]
+    valid = local <= last
+    # Past its end a window repeats the sequence's last frame (as split_windows pads).
+    index = first[owner][:, None] + np.minimum(local, last)  # [W, T] into the joined frames
+    filled = np.concatenate([filled_input(s) for s in seqs])  # [F, J, D]
+    raw = filled[index]  # [W, T, J, D]
+    supervised = np.concatenate([target_mask(s) for s in seqs])[index]  # [W, T, J]
+    if any(s.gt is not None for s in seqs):
+        # Sequences without ground truth take zeros: their targets are masked out anyway.
+        truth = [filled_target(s) for s in seqs]
+        known = [
+            np.zeros(s.pred.shape, np.float32) if t is None else t for s, t in zip(seqs, truth)
+        ]
+        gt_raw = np.concatenate(known)[index]  # [W, T, J, D]
+    count = len(owner)
+    scale = np.empty((count, dims), np.float32)
+    in_offset = np.empty((count, size, dims), np.float32)
+    tg_offset = np.empty((count, size, dims), np.float32)
+    inputs = np.empty((count, size, joints, dims), np.float32)
+    targets = np.zeros((count, size, joints, dims), np.float32)
+    for rows, seq in _norm_groups(seqs, owner):
+        # One map per kind of sequence (representation, layout, image size, ground truth).
+        measures = None
+        if normalisation == "body":
+            frames = frame_measures(filled, layout_roots(seq.layout, joints))
+            measures = FrameMeasures(frames.extent[index[rows]], frames.root[index[rows]])
+        in_norm = window_norm(
+            raw[rows],
+            valid[rows],
+            seq.representation,
+            seq.layout,
+            normalisation,
+            seq.image_size,
+            seq.where(),
+            measures,
+        )
+        if isinstance(rows, slice):
+            in_norm.apply(raw, out=inputs)  # in place: one pass fewer
+        else:
+            inputs[rows] = in_norm.apply(raw[rows])
+        tg_norm = in_norm
+        if seq.gt is not None:
+            tg_norm = target_norm(gt_raw[rows], seq, normalisation, in_norm)
+            # Unknown ground truth is stored as 0 (never as a value relative to some offset).
+            units = tg_norm.apply(gt_raw[rows])
+            np.copyto(units, np.float32(0.0), where=~supervised[rows][..., None])
+            targets[rows] = units
+        scale[rows], in_offset[rows], tg_offset[rows] = (
+            in_norm.scale,
+            in_norm.offset,
+            tg_norm.offset,
+        )
+    observed = np.concatenate([s.observed() for s in seqs])[index]  # [W, T, J]
     keys = np.arange(size) % model.interval == 0
     return {
-        "sequence_id": np.full(count, seq.sequence_id, dtype=object),
+        "sequence_id": np.array([s.sequence_id for s in seqs], dtype=object)[owner],
         "split": np.full(count, split, dtype=object),
-        "start": starts.astype(np.int32),
+        "start": np.concatenate(starts).astype(np.int32),
         "window_size": np.full(count, size, dtype=np.int32),
         "num_joints": np.full(count, joints, dtype=np.int32),
         "joint_dim": np.full(count, dims, dtype=np.int32),
@@ -365,7 +429,23 @@ def window_arrays(
         "frame_mask": valid,
         "key_mask": np.broadcast_to(keys, (count, size)),
         "input_mask": observed & valid[:, :, None],
-        "scale": in_norm.scale.astype(np.float32),
-        "input_offset": in_norm.offset.astype(np.float32),
-        "target_offset": tg_norm.offset.astype(np.float32),
+        "scale": scale,
+        "input_offset": in_offset,
+        "target_offset": tg_offset,
     }
+
+
+def _norm_groups(
+    seqs: list[Sequence], owner: np.ndarray
+) -> list[tuple[slice | np.ndarray, Sequence]]:
+    """The window rows of each kind of sequence that one map covers, with a sequence of that
+    kind: one slice of all rows when every sequence is of one kind (the usual case)."""
+    kinds: dict[tuple, list[int]] = {}
+    for i, seq in enumerate(seqs):
+        key = (seq.representation, get_layout(seq.layout), seq.image_size, seq.gt is not None)
+        kinds.setdefault(key, []).append(i)
+    if len(kinds) == 1:
+        return [(slice(None), seqs[0])]
+    return [
+        (np.flatnonzero(np.isin(owner, members)), seqs[members[0]]) for members in kinds.values()
+    ]
