@@ -19,7 +19,6 @@ from typing import Any
 
 import numpy as np
 from scipy.ndimage import gaussian_filter1d
-from scipy.signal import savgol_filter
 
 
 def _as_float(x: np.ndarray) -> np.ndarray:
@@ -99,6 +98,10 @@ def savgol(
     window -= 1 - window % 2  # largest odd length <= window
     if window < 3:
         return x
+    # Imported here: scipy.signal costs 0.7 s to import, paid by every process that loads this
+    # module (each refine actor, each preprocessing worker) though only evaluation uses it.
+    from scipy.signal import savgol_filter
+
     return savgol_filter(x, window, min(order, window - 1), axis=0, mode="interp")
 
 

@@ -32,9 +32,13 @@ def sinusoid_table(length: int, dim: int) -> torch.Tensor:
     if dim % 2:
         raise ValueError(f"positional code width must be even, got {dim}")
     half = dim // 2
-    position = torch.arange(length, dtype=torch.float32) / (length - 1 + 1e-6) * (2 * math.pi)
+    # On the CPU whatever the default device (see HANet's self_mask): the table is a buffer
+    # and follows its module to the device.
+    steps = torch.arange(length, dtype=torch.float32, device="cpu")
+    position = steps / (length - 1 + 1e-6) * (2 * math.pi)
     # Exponent 2i / (D/2), not DETR's 2*floor(i/2) / D: this reproduces the released table.
-    divisor = 10000.0 ** (2 * torch.arange(half, dtype=torch.float32) / half)  # (D/2,)
+    channels = torch.arange(half, dtype=torch.float32, device="cpu")
+    divisor = 10000.0 ** (2 * channels / half)  # (D/2,)
     angles = position[:, None] / divisor  # (T, D/2)
     return torch.stack([angles.sin(), angles.cos()], dim=-1).flatten(1)  # (T, D), interleaved
 

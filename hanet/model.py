@@ -108,7 +108,12 @@ class HANet(nn.Module):
         # rebuilt from the config, never saved.
         key = torch.from_numpy(key_frame_mask(T, config.interval))
         self.register_buffer("key_mask", key, persistent=False)  # (T,) True at key frames
-        self.register_buffer("self_mask", torch.eye(T, dtype=torch.bool), persistent=False)
+        # Built on the CPU whatever the default device: a checkpoint's weights are checked
+        # against a model built on the meta device (hanet.checkpoint), where a factory such
+        # as torch.eye first imports torch's compiler stack (over a second of every refine
+        # actor's start-up). Buffers follow the module to its device anyway.
+        eye = torch.eye(T, dtype=torch.bool, device="cpu")
+        self.register_buffer("self_mask", eye, persistent=False)
         for i, width in enumerate(widths):
             self.register_buffer(f"pos_{i}", sinusoid_table(T, width), persistent=False)
 
