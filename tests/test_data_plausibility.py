@@ -3,6 +3,7 @@ the bundled sample and ordinary detection failures pass; body sizes in the wrong
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -12,12 +13,15 @@ import pytest
 
 from hanet.data.plausibility import (
     LIMIT,
+    _median,
+    clear_of_implausible,
     find_implausible,
     nanmedian_rows,
     outside_reference,
     reference,
     units_problem,
 )
+from hanet.data.schema import SchemaError, implausibility, validate_sequence
 from hanet.formats.published import find_published_pairs, read_published_pair
 from hanet.io.location import parse_location
 from hanet.skeletons import LAYOUTS
@@ -242,3 +246,60 @@ def test_nanmedian_rows_is_numpys_nanmedian(shape: tuple[int, ...], holes: float
         warnings.simplefilter("ignore", RuntimeWarning)  # numpy warns of all-NaN rows
         expected = np.nanmedian(values, axis=1)
     np.testing.assert_array_equal(nanmedian_rows(values), expected)
+
+
+@pytest.mark.parametrize("length", [1, 2, 7, 60, 61])
+def test_the_body_size_median_is_numpys(length: int) -> None:
+    values = np.random.default_rng(length).gamma(2.0, 30.0, length).astype(np.float32)
+    assert _median(values) == np.median(values) and _median(values).dtype == np.float32
+
+
+def test_the_joint_screen_never_clears_what_the_exact_check_flags(sample_sequences) -> None:
+    """clear_of_implausible judges many sequences at once with bounds in place of medians: it
+    must clear the ordinary sample (or it would save nothing) and never clear a sequence in
+    which find_implausible finds something: absurd joints, moved frames, overflowing values,
+    next to and between ordinary ones; and implausibility() then names exactly those."""
+    cases: list[tuple[np.ndarray, np.ndarray, tuple[int, int] | None]] = []
+    for seq in sample_sequences:
+        if seq.representation != "smpl":
+            cases.append((seq.pred, seq.observed(), seq.image_size))
+    ordinary = len(cases)
+    for failure in (_snapped_to_the_far_corner, _track_switch, _collapsed, _single_joint_frames):
+        x = failure(walking(15, 2, 300.0, origin=500.0))
+        cases.append((np.nan_to_num(x), ~np.isnan(x).any(axis=-1), IMAGE))
+    for absurd in ((1e6, 400.0), (-1e5, 400.0), (3e38, 0.0)):
+        x = walking(15, 2, 300.0, origin=500.0)
+        x[17, 13] = absurd
+        cases.append((x, _all(x), None))
+    moved = walking(17, 3, 1.7, travel=5.0)
+    moved[33:35] += np.float32(1e4)
+    cases.append((moved, _all(moved), None))
+    nothing = walking(15, 2, 300.0)
+    cases.append((nothing, np.zeros(nothing.shape[:2], bool), None))
+    for shape in {p.shape[1:] for p, _, _ in cases}:
+        group = [(p, m) for p, m, _ in cases if p.shape[1:] == shape]
+        clear = clear_of_implausible([p for p, _ in group], [m for _, m in group])
+        for (poses, mask), cleared in zip(group, clear, strict=True):
+            found = find_implausible(poses, mask, "2D" if shape[-1] == 2 else "3D")
+            assert not (cleared and found is not None), found
+        usual = [(p, m) for p, m, _ in cases[:ordinary] if p.shape[1:] == shape]
+        if usual:  # the sample alone: all of it cleared
+            assert clear_of_implausible([p for p, _ in usual], [m for _, m in usual]).all()
+
+
+def test_implausibility_names_what_validation_one_by_one_names(sample_sequences) -> None:
+    good = [s for s in sample_sequences if s.representation == "2D"][:3]
+    bad_pred = dataclasses.replace(good[0], sequence_id="bad_pred", pred=good[0].pred.copy())
+    bad_pred.pred[4, 2] = (1e7, 1e7)
+    bad_truth = dataclasses.replace(good[1], sequence_id="bad_truth", gt=good[1].gt.copy())
+    bad_truth.gt[9, 5] = (-1e7, 3.0)
+    sequences = [good[0], bad_pred, good[1], bad_truth, good[2]]
+    found = implausibility(sequences)
+    for seq, problem in zip(sequences, found, strict=True):
+        try:
+            validate_sequence(seq)
+            expected = None
+        except SchemaError as err:
+            expected = str(err)
+        assert (None if problem is None else str(problem)) == expected
+    assert [problem is not None for problem in found] == [False, True, False, True, False]

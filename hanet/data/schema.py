@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from hanet.data.plausibility import find_implausible, units_problem
+from hanet.data.plausibility import clear_of_implausible, find_implausible, units_problem
 from hanet.errors import UserError
 from hanet.skeletons import JointLayout, get_layout
 
@@ -26,6 +26,7 @@ __all__ = [
     "SchemaError",
     "Sequence",
     "check_id",
+    "implausibility",
     "safe_name",
     "units_warning",
     "validate_sequence",
@@ -147,7 +148,9 @@ def _numeric(value: Any, what: str, where: str) -> np.ndarray:
     return array
 
 
-def validate_sequence(seq: Sequence, expected_joints: int | None = None) -> Sequence:
+def validate_sequence(
+    seq: Sequence, expected_joints: int | None = None, plausibility: bool = True
+) -> Sequence:
     """Check shapes, values and ids; return the sequence with missing joints masked.
 
     Missing input joints (NaN, or a joint the source marked missing) are recorded in
@@ -158,7 +161,8 @@ def validate_sequence(seq: Sequence, expected_joints: int | None = None) -> Sequ
     ``gt_joint_mask``. Infinite values are errors: no source uses them to mean "missing", so
     they signal a broken file; so are finite values no pose can have (an observed joint or
     frame hundreds of body sizes away, see :mod:`hanet.data.plausibility`), named by frame
-    and joint.
+    and joint. ``plausibility=False`` leaves that last check to the caller, who then runs
+    :func:`implausibility` over many sequences at once.
 
     Raises:
         SchemaError: naming the source, the sequence and the problem.
@@ -259,12 +263,7 @@ def validate_sequence(seq: Sequence, expected_joints: int | None = None) -> Sequ
             raise SchemaError(f"{where}: {len(frame_names)} frame names for {frames} frames")
     if seq.split is not None and seq.split not in SPLITS:
         raise SchemaError(f"{where}: split {seq.split!r} is not one of {list(SPLITS)}")
-    _check_plausible(pred, joint_mask, "poses", seq.representation, image_size, layout, where)
-    if gt is not None:
-        _check_plausible(
-            gt, gt_joint_mask, "ground truth", seq.representation, image_size, layout, where
-        )
-    return replace(
+    checked = replace(
         seq,
         layout=layout,
         pred=pred,
@@ -278,6 +277,51 @@ def validate_sequence(seq: Sequence, expected_joints: int | None = None) -> Sequ
         frame_names=frame_names,
         skeleton=skeleton,
     )
+    if plausibility:
+        _check_sequence_plausible(checked)
+    return checked
+
+
+def implausibility(sequences: list[Sequence]) -> list[SchemaError | None]:
+    """For validated sequences, the error :func:`validate_sequence` would raise for an
+    implausible value in each (None where there is none), found for all of them together:
+    :func:`hanet.data.plausibility.clear_of_implausible` clears almost every sequence in one
+    pass, and only the rest get the exact look one by one (with the same messages)."""
+    doubtful = {i for i, seq in enumerate(sequences) if seq.representation == "smpl"}
+    positions = [i for i in range(len(sequences)) if i not in doubtful]
+    with_truth = [i for i in positions if sequences[i].gt is not None]
+    groups = []
+    for members, truth in ((positions, False), (with_truth, True)):
+        shapes: dict[tuple[int, ...], list[int]] = {}  # joined only where shapes agree
+        for i in members:
+            shapes.setdefault(sequences[i].pred.shape[1:], []).append(i)
+        groups += [(same, truth) for same in shapes.values()]
+    for members, truth in groups:
+        seqs = [sequences[i] for i in members]
+        values = [s.gt if truth else s.pred for s in seqs]
+        known = [s.labelled_joints() if truth else s.observed() for s in seqs]
+        clear = clear_of_implausible(values, known)
+        doubtful |= {i for i, ok in zip(members, clear, strict=True) if not ok}
+    errors: list[SchemaError | None] = [None] * len(sequences)
+    for i in sorted(doubtful):
+        try:
+            _check_sequence_plausible(sequences[i])
+        except SchemaError as err:
+            errors[i] = err
+    return errors
+
+
+def _check_sequence_plausible(seq: Sequence) -> None:
+    """The plausibility part of :func:`validate_sequence`, for a validated sequence."""
+    layout, where = get_layout(seq.layout), seq.where()
+    _check_plausible(
+        seq.pred, seq.observed(), "poses", seq.representation, seq.image_size, layout, where
+    )
+    if seq.gt is not None:
+        known = seq.labelled_joints()
+        _check_plausible(
+            seq.gt, known, "ground truth", seq.representation, seq.image_size, layout, where
+        )
 
 
 def _check_plausible(

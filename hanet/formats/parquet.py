@@ -8,7 +8,7 @@ import pyarrow.parquet as pq
 
 from hanet.data.arrow import parquet_bytes, sequences_to_table, table_to_sequences
 from hanet.data.schema import SchemaError, Sequence
-from hanet.formats.common import ReadError, validated
+from hanet.formats.common import ReadError, validated_many
 from hanet.io.errors import StorageError
 from hanet.io.location import Location
 from hanet.io.storage import read_bytes, write_bytes_atomic
@@ -36,11 +36,13 @@ def read_sequence_parquet(location: Location) -> list[Sequence]:
         sequences = table_to_sequences(table, where)
     except SchemaError as err:
         raise ReadError(str(err)) from None
-    out = []
     for seq in sequences:
         seq.source = seq.source or where
-        out.append(validated(seq, f"{where}: sequence {seq.sequence_id!r}"))
-    return out
+    checked = validated_many([(s, f"{where}: sequence {s.sequence_id!r}") for s in sequences])
+    for result in checked:
+        if isinstance(result, ReadError):
+            raise result  # the first bad sequence, as a one-by-one check would
+    return checked  # type: ignore[return-value]
 
 
 def encode_sequence_parquet(sequences: list[Sequence]) -> bytes:

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from hanet.data.schema import Sequence
-from hanet.formats.common import ReadError, frame_names, missing_joints, validated
+from hanet.formats.common import ReadError, frame_names, missing_joints, validated_many
 from hanet.formats.npz_layout import (
     image_sizes,
     per_sequence,
@@ -146,7 +146,9 @@ def read_published_pair(
     # The rest skeleton of each sequence, where the file knows it (SMPL rotations -> joints).
     skeletons = per_sequence(gt_arrays, "skeleton_offsets", count, gt_where)
     split = {"train": "train", "test": "test", "val": "val", "valid": "val"}.get(pair.split)
-    sequences = []
+    # Per sequence in file order: its problem, or the sequence and where it was read (checked
+    # together below, so that the plausibility checks of all run at once).
+    read: list[str | tuple[Sequence, str]] = []
     mismatched_names = 0
     for index in range(count) if indices is None else [i for i in indices if i < count]:
         seq_id = f"{pair.dataset}_{pair.estimator}_{pair.split}_{index:05d}"
@@ -194,13 +196,21 @@ def read_published_pair(
                 source=det_where,
                 skeleton=skeletons[index] if skeletons is not None else None,
             )
-            sequences.append(validated(seq, where))
+            read.append((seq, where))
         except (ReadError, ValueError, TypeError) as err:
             # ValueError/TypeError: numpy refusing an entry (ragged, non-numeric, ...).
-            message = str(err) if isinstance(err, ReadError) else f"{where}: {err}"
-            if errors is None:
-                raise ReadError(message) from None
-            errors.append(message)
+            read.append(str(err) if isinstance(err, ReadError) else f"{where}: {err}")
+    pending = [item for item in read if not isinstance(item, str)]
+    checked = iter(validated_many(pending))  # type: ignore[arg-type]
+    sequences = []
+    for item in read:
+        result = item if isinstance(item, str) else next(checked)
+        if isinstance(result, Sequence):
+            sequences.append(result)
+            continue
+        if errors is None:
+            raise ReadError(str(result)) from None
+        errors.append(str(result))
     if mismatched_names:
         log.warning(
             "%s: image names differ from %s in %d of %d sequences (paired by index)",
