@@ -17,9 +17,9 @@ from hanet.data.augment import stored_window_size
 from hanet.data.schema import Sequence, units_warning
 from hanet.data.splits import clip_folders
 from hanet.data.windows import stacked_window_arrays
-from hanet.formats.parquet import write_sequence_parquet
+from hanet.formats.parquet import encode_sequence_parquet
 from hanet.io.location import Location
-from hanet.io.storage import write_bytes_atomic
+from hanet.io.storage import write_bytes_staged
 from hanet.sources import read_source
 
 __all__ = ["process_task", "write_window_shards"]
@@ -53,7 +53,7 @@ def process_task(task: dict[str, Any], cfg: Config, staging: Location) -> list[d
     for split, seqs in by_split.items():
         seqs.sort(key=lambda s: s.sequence_id)
         rel = f"sequences/{split}/{_part_name(seqs[0].sequence_id, 0, len(seqs))}"
-        write_sequence_parquet(staging.join(rel), seqs)
+        write_bytes_staged(staging.join(rel), encode_sequence_parquet(seqs))
         records.append({"kind": "sequences", "file": rel, "split": split})
     return records
 
@@ -93,7 +93,7 @@ def write_window_shards(
             first_id, first_start = chunk.column("sequence_id")[0], chunk.column("start")[0]
             name = _part_name(first_id.as_py(), first_start.as_py(), chunk.num_rows)
             data = parquet_bytes(chunk)
-            write_bytes_atomic(staging.join("windows", split, name), data)
+            write_bytes_staged(staging.join("windows", split, name), data)
             written.append(
                 {
                     "file": f"windows/{split}/{name}",

@@ -13,6 +13,7 @@ import pytest
 from listing import visible
 
 from hanet.io.location import Location, parse_location
+from hanet.io.staging import StagedDirectory
 from hanet.io.storage import (
     copy_file,
     delete_tree,
@@ -25,6 +26,7 @@ from hanet.io.storage import (
     read_text,
     subfolders,
     write_bytes_atomic,
+    write_bytes_staged,
     write_text_atomic,
 )
 
@@ -130,6 +132,20 @@ def test_local_atomic_write_failure_leaves_nothing(tmp_path: Path) -> None:
         write_bytes_atomic(target, object())  # type: ignore[arg-type]
     assert read_bytes(target) == b"old"
     assert sorted(os.listdir(tmp_path)) == ["out.bin"]
+
+
+def test_a_staged_write_rewrites_the_whole_file_under_its_final_name(tmp_path: Path) -> None:
+    """A task run again after a crash rewrites its staged files: a longer first attempt must
+    leave no tail, and no temporary names are ever left in the staging folder."""
+    with StagedDirectory(parse_location(tmp_path / "out")) as staged:
+        part = staged.staging.join("windows", "train", "part-0.parquet")
+        write_bytes_staged(part, b"first attempt, longer")
+        write_bytes_staged(part, b"second")
+        assert read_bytes(part) == b"second"
+        assert os.listdir(os.path.dirname(part.path)) == ["part-0.parquet"]
+        staged.commit("manifest.json", {})
+    committed = tmp_path / "out" / "windows" / "train" / "part-0.parquet"
+    assert read_bytes(parse_location(committed)) == b"second"
 
 
 # --------------------------------------------------------------------------- StagedDirectory

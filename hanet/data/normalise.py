@@ -84,13 +84,23 @@ class WindowNorm:
             x: ``[W, T, J, D]``; output the same.
         """
         x = np.asarray(x)
+        offset, scale = self._per_joint(x.shape)
         # The subtraction converts as it reads (no float64 copy of x) and the division rounds
         # to float32 as it writes: the same values as converting, computing and casting in
         # separate passes, with two fewer passes over the windows.
-        units = np.subtract(x, self.offset[:, :, None, :], dtype=np.float64)
+        units = np.subtract(x, offset, dtype=np.float64)
         if out is None:
             out = np.empty(x.shape, np.float32)
-        return np.divide(units, self.scale[:, None, None, :], out=out, casting="same_kind")
+        return np.divide(units, scale, out=out, casting="same_kind")
+
+    def _per_joint(self, shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+        """Offset and scale repeated for every joint, ``[W, T, J, D]`` and ``[W, 1, J, D]``.
+        Broadcasting them over joints instead leaves numpy an inner loop as short as D (2 or
+        3 values); repeated, every operation runs over whole rows (a third faster)."""
+        count, frames, joints, dims = shape
+        offset = np.tile(self.offset, (1, 1, joints)).reshape(count, frames, joints, dims)
+        scale = np.tile(self.scale, (1, joints)).reshape(count, 1, joints, dims)
+        return offset, scale
 
     def invert(self, units: np.ndarray) -> np.ndarray:
         """Model units -> original units, computed in float64 (one rounding, not two).
@@ -98,8 +108,10 @@ class WindowNorm:
         Shape:
             units: ``[W, T, J, D]``; output the same (float64).
         """
-        x = np.asarray(units, np.float64) * self.scale[:, None, None, :]
-        return x + self.offset[:, :, None, :]
+        units = np.asarray(units)
+        offset, scale = self._per_joint(units.shape)
+        x = np.multiply(units, scale, dtype=np.float64)
+        return np.add(x, offset, out=x)
 
 
 def _fill_joints(x: np.ndarray, present: np.ndarray) -> np.ndarray:

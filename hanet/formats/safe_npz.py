@@ -54,10 +54,18 @@ class _RestrictedUnpickler(pickle.Unpickler):
         )
 
 
+_PLAIN_TYPES = {str, bytes, int, float, type(None)}
+
+
 def _check_plain(value: Any, where: str) -> None:
     """After unpickling, only arrays of numbers or strings (possibly nested) may remain."""
     if isinstance(value, np.ndarray):
         if value.dtype.hasobject:
+            # Mostly one type throughout (every frame's image name a str): one look per type,
+            # not a call per element; only containers are opened.
+            kinds = set(map(type, value.flat))
+            if kinds <= _PLAIN_TYPES:
+                return
             for item in value.flat:
                 _check_plain(item, where)
         return

@@ -97,7 +97,7 @@ class StagedDirectory:
 
     Example:
         with StagedDirectory(out) as staged:
-            write_bytes_atomic(staged.staging.join("part-0.bin"), data)
+            write_bytes_staged(staged.staging.join("part-0.bin"), data)
             staged.commit("manifest.json", {"rows": 10})
     """
 
@@ -175,6 +175,10 @@ class StagedDirectory:
         return self.target.join(manifest_name)
 
     def _commit_local(self, manifest_text: str, manifest_name: str) -> None:
+        # Files written with write_bytes_staged leave their folders' entries to be made
+        # durable here, once per folder, before the manifest can say they are complete.
+        for folder, _, _ in os.walk(self.staging.path):
+            fsync_dir(folder)
         write_text_atomic(self.staging.join(manifest_name), manifest_text)
         target, staging = self.target.path, self.staging.path
         if not os.path.lexists(target):

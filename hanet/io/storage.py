@@ -48,6 +48,7 @@ __all__ = [
     "read_text",
     "subfolders",
     "write_bytes_atomic",
+    "write_bytes_staged",
     "write_text_atomic",
 ]
 
@@ -228,6 +229,27 @@ def write_bytes_atomic(loc: Location, data: bytes | bytearray | memoryview) -> N
         _silent_unlink(tmp)
         raise
     fsync_dir(loc.parent.path)
+
+
+@translating
+def write_bytes_staged(loc: Location, data: bytes | bytearray | memoryview) -> None:
+    """Write a file into a staging folder (:class:`hanet.io.staging.StagedDirectory`).
+
+    Local: the content is made durable (fsync) as with :func:`write_bytes_atomic`, but under
+    its final name at once, with no temporary name and no fsync of the folder per file:
+    nothing reads a staging folder before its commit, a task run again rewrites the whole
+    file, and the commit makes every staged folder's entries durable once (half the fsyncs
+    of one atomic write per file, which cost a tenth of preprocessing). S3: a single PUT.
+    """
+    _require_file_target(loc)
+    if loc.scheme == "s3":
+        write_bytes_atomic(loc, data)
+        return
+    os.makedirs(loc.parent.path, exist_ok=True)
+    with open(loc.path, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
 
 
 def write_text_atomic(loc: Location, text: str, encoding: str = "utf-8") -> None:
