@@ -175,11 +175,15 @@ def frame_measures(poses: np.ndarray, roots: list[int]) -> FrameMeasures:
     Shape:
         poses: ``[..., T, J, D]``.
     """
+    return FrameMeasures(_extent(poses), poses[..., roots, :].astype(np.float64).mean(axis=-2))
+
+
+def _extent(poses: np.ndarray) -> np.ndarray:
+    """Per frame, ``max`` over axes of ``max - min`` over joints (float64), ``[..., T]``."""
     # max and min are exact in any float type: subtracting in float64 afterwards gives the
     # same extent as converting every value first, without a float64 copy of the poses.
     high, low = poses.max(axis=-2), poses.min(axis=-2)
-    extent = (high.astype(np.float64) - low.astype(np.float64)).max(axis=-1)
-    return FrameMeasures(extent, poses[..., roots, :].astype(np.float64).mean(axis=-2))
+    return (high.astype(np.float64) - low.astype(np.float64)).max(axis=-1)
 
 
 def body_size(
@@ -193,7 +197,7 @@ def body_size(
         output ``[W]``.
     """
     if extent is None:
-        extent = frame_measures(windows, [0]).extent
+        extent = _extent(windows)
     masked = np.where(valid, extent, np.nan)
     return np.maximum(nanmedian_rows(masked), _MIN_SIZE)
 

@@ -382,11 +382,15 @@ def stacked_window_arrays(
     tg_offset = np.empty((count, size, dims), np.float32)
     inputs = np.empty((count, size, joints, dims), np.float32)
     targets = np.zeros((count, size, joints, dims), np.float32)
+    measured: dict[tuple[int, ...], FrameMeasures] = {}  # every frame, once per set of roots
     for rows, seq in _norm_groups(seqs, owner):
         # One map per kind of sequence (representation, layout, image size, ground truth).
         measures = None
         if normalisation == "body":
-            frames = frame_measures(filled, layout_roots(seq.layout, joints))
+            roots = tuple(layout_roots(seq.layout, joints))
+            if roots not in measured:
+                measured[roots] = frame_measures(filled, list(roots))
+            frames = measured[roots]
             measures = FrameMeasures(frames.extent[index[rows]], frames.root[index[rows]])
         in_norm = window_norm(
             raw[rows],
