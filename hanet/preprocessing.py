@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 from collections.abc import Iterator
 from collections.abc import Sequence as Seq
@@ -133,7 +134,7 @@ def run_preprocess(
     for item in sources:
         _check_locations(item.location, output)
     _check_config(cfg)
-    tasks = discover_sources(cfg, sources)
+    tasks = discover_sources(cfg, sources, _slots(cpus_per_task))
     identity = dataset_identity(cfg, source_fingerprints(tasks))
     stages["fingerprint"] = time.perf_counter() - began
     existing = check_replaceable(output, identity, on_error, overwrite)
@@ -231,6 +232,13 @@ def run_preprocess(
     return PreprocessResult(
         manifest, seconds=seconds, errors=errors, unit_warnings=unit_warnings, stages=stages
     )
+
+
+def _slots(cpus_per_task: float) -> int:
+    """Tasks that can run at once: the cluster's CPUs (this machine's before Ray starts) over
+    the CPUs of a task."""
+    cpus = ray.cluster_resources().get("CPU", 1) if ray.is_initialized() else os.cpu_count()
+    return max(1, int((cpus or 1) / cpus_per_task))
 
 
 @contextmanager

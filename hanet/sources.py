@@ -55,9 +55,13 @@ def sources_for(cfg: Config, inputs: Seq[Location] = ()) -> list[Source]:
     return [Source(parse_location(s.path), s.dataset, s.estimator) for s in cfg.data.sources]
 
 
-def discover_sources(cfg: Config, sources: Seq[Source] | Location) -> list[dict[str, Any]]:
+def discover_sources(
+    cfg: Config, sources: Seq[Source] | Location, slots: int = 1
+) -> list[dict[str, Any]]:
     """Read tasks: published (gt, detections) pairs, or any supported files, of every source;
-    each task records the index of its source.
+    each task records the index of its source. Published pairs are cut into chunks of
+    sequences sized so that their tasks number about ``slots`` (the tasks that can run at
+    once, times a few), within :data:`CHUNK_SEQUENCES`.
 
     Raises:
         DatasetError: a source does not exist, holds no input, or holds the published layout
@@ -65,11 +69,21 @@ def discover_sources(cfg: Config, sources: Seq[Source] | Location) -> list[dict[
     """
     if isinstance(sources, Location):
         sources = [Source(sources, cfg.data.dataset, cfg.data.estimator)]
-    tasks = []
-    for index, source in enumerate(sources):
-        for task in _discover(source):
+    found = [(index, task) for index, source in enumerate(sources) for task in _discover(source)]
+    counts = [task.pop("count", None) for _, task in found]
+    size = _chunk_size(sum(c for c in counts if c is not None), slots)
+    tasks, sizes = [], []
+    for (index, task), count in zip(found, counts):
+        if task["kind"] != "pair":
             tasks.append({**task, "source": index})
-    return tasks
+            sizes.append(None)
+            continue
+        for indices in _chunks(count, size):
+            tasks.append({**task, "indices": indices, "source": index})
+            sizes.append(count if indices is None else len(indices))
+    # Largest first (those of unknown size before all), so that the last to finish are short.
+    order = sorted(range(len(tasks)), key=lambda i: -1 if sizes[i] is None else -sizes[i])
+    return [tasks[i] for i in order]
 
 
 def _discover(source: Source) -> list[dict[str, Any]]:
@@ -85,11 +99,7 @@ def _discover(source: Source) -> list[dict[str, Any]]:
             pairs = find_published_pairs(root, source.dataset, source.estimator)
         except ReadError as err:
             raise DatasetError(f"{err} (set data.dataset / data.estimator)") from None
-        tasks = []
-        for pair in pairs:
-            for indices in _chunks(_count(pair)):
-                tasks.append({"kind": "pair", "pair": pair, "root": root, "indices": indices})
-        return tasks
+        return [{"kind": "pair", "pair": p, "root": root, "count": _count(p)} for p in pairs]
     files = list_files(location, suffixes=SUPPORTED_SUFFIXES)
     if not files:
         raise DatasetError(
@@ -100,9 +110,15 @@ def _discover(source: Source) -> list[dict[str, Any]]:
     return [{"kind": "file", "location": loc, "root": location} for loc in files]
 
 
-# Sequences per read task of a large published pair: enough tasks to keep every CPU busy,
-# few enough that each one's windows fill whole shards.
-CHUNK_SEQUENCES = 64
+# Bounds of the chunk size (sequences per read task of a large published pair; a pair's
+# chunks are balanced, so a few may be one shorter than it). Every task of a
+# pair loads the pair's whole files (pickled arrays cannot be read in part), so more tasks
+# than the CPUs can keep busy only repeat that load: on 2 CPUs the sample x 10 (1,350
+# sequences) took 2.3-2.5 s in chunks of 64 and 2.0-2.1 s in chunks of 256 (2 tasks of 1,024:
+# 3.0-3.9 s, one CPU idle at the end). The upper bound keeps a task's memory in hand.
+CHUNK_SEQUENCES = (64, 1024)
+# Tasks per slot (a task that can run at once): enough to even out their lengths.
+TASKS_PER_SLOT = 3
 POSE_KEYS_ALL = {key for keys in POSE_KEYS.values() for key in keys}
 
 
@@ -116,10 +132,20 @@ def _count(pair: PublishedPair) -> int | None:
     return lengths[0] if lengths else None
 
 
-def _chunks(count: int | None) -> list[range | None]:
-    if count is None or count <= CHUNK_SEQUENCES:
+def _chunk_size(sequences: int, slots: int) -> int:
+    """Sequences per task for ``sequences`` in all over ``slots`` slots."""
+    least, most = CHUNK_SEQUENCES
+    return max(least, min(most, -(-sequences // max(1, slots * TASKS_PER_SLOT))))
+
+
+def _chunks(count: int | None, size: int) -> list[range | None]:
+    """A pair's sequence numbers in the fewest chunks of at most ``size``, their lengths
+    within one of each other."""
+    if count is None or count <= size:
         return [None]  # the whole pair in one task
-    return [range(a, min(a + CHUNK_SEQUENCES, count)) for a in range(0, count, CHUNK_SEQUENCES)]
+    parts = -(-count // size)
+    bounds = [count * i // parts for i in range(parts + 1)]
+    return [range(a, b) for a, b in zip(bounds[:-1], bounds[1:])]
 
 
 def _task_locations(task: dict[str, Any]) -> list[Location]:

@@ -64,3 +64,22 @@ def test_published_3d_ground_truth_is_relative_to_its_own_root() -> None:
     smpl = validate_sequence(Sequence("r", "smpl24", "smpl", np.ones((6, 24, 6), np.float32)))
     raw6, valid6 = _windows(smpl)
     np.testing.assert_array_equal(input_norm(raw6, valid6, smpl, "body").apply(raw6), raw6)
+
+
+def test_maps_in_blocks_give_the_one_pass_float64_values(monkeypatch) -> None:
+    import hanet.data.normalise as normalise
+
+    rng = np.random.default_rng(3)
+    x = rng.normal(100, 30, size=(37, 5, 4, 2)).astype(np.float32)
+    norm = normalise.WindowNorm(rng.uniform(50, 90, size=(37, 2)), rng.normal(size=(37, 5, 2)))
+    scale, offset = norm.scale[:, None, None, :], norm.offset[:, :, None, :]
+    want = ((x.astype(np.float64) - offset) / scale).astype(np.float32)
+    back = want.astype(np.float64) * scale + offset
+    # Blocks of 3 windows (not dividing 37) and of all of them give the same values.
+    for values in (3 * 5 * 4 * 2, 1 << 18):
+        monkeypatch.setattr(normalise, "_BLOCK_VALUES", values)
+        np.testing.assert_array_equal(norm.apply(x), want)
+        out = np.full(x.shape, np.nan, np.float32)
+        assert norm.apply(x, out=out) is out
+        np.testing.assert_array_equal(out, want)
+        np.testing.assert_array_equal(norm.invert(want), back)
