@@ -308,9 +308,14 @@ def load_model(
     name = name or _describe(source)
     ckpt = load_checkpoint(source, map_location=map_location, name=name)
     config = _fitting_config(ckpt, name)
-    model = HANet(config.model)
+    # Built on the meta device and given the loaded tensors themselves (assign): no random
+    # initialisation to overwrite and no second copy of the weights. For the paper model (287 M
+    # parameters) that is 3 of the 6 s an actor spent loading, and 1.15 GB of memory. The fixed
+    # buffers are built on the CPU in any case (hanet.model).
+    with torch.device("meta"):
+        model = HANet(config.model)
     try:
-        model.load_state_dict(ckpt["model"])
+        model.load_state_dict(ckpt["model"], assign=True)
     except RuntimeError as err:  # anything _misfit does not foresee, kept to one line
         first = str(err).strip().splitlines()[0]
         raise CheckpointError(
