@@ -58,6 +58,9 @@ log = logging.getLogger(__name__)
 
 __all__ = ["RefineActor", "run_refine"]
 
+# The fewest calls per actor a job is cut into (see run_refine).
+CALLS_PER_ACTOR = 4
+
 
 class RefineActor:
     """Ray Data actor: loads the checkpoint once, then refines the objects of each batch with
@@ -162,9 +165,14 @@ def run_refine(
     if limit is not None:
         items = items[:limit]
     workers = max(1, min(workers or cfg.refine.concurrency, max(1, len(items))))
-    # Several objects per call let their windows fill batches; no more than an even share per
-    # actor, so that a small job still spreads over the pool.
-    per_call = max(1, min(cfg.refine.batch_objects, math.ceil(len(items) / workers)))
+    # Several objects per call let their windows fill batches; but at least CALLS_PER_ACTOR
+    # calls per actor, so that a small job still spreads over the pool. Ray Data queues two
+    # calls on each actor, the first one ready included: cut into one call per actor, a job
+    # ran both calls on one actor while the other stayed idle (the paper model, 11 files and
+    # 2 actors: 31 s of refining; cut into 6 calls, 18.5 s on both).
+    per_call = max(
+        1, min(cfg.refine.batch_objects, math.ceil(len(items) / (workers * CALLS_PER_ACTOR)))
+    )
     log.info(
         "refining %d object(s) from %s into %s with %d actor(s)%s",
         len(items),

@@ -64,6 +64,11 @@ def test_round_trip_gives_identical_predictions(tmp_path, config, trained):
     assert torch.equal(expected.final, got.final)
     assert torch.equal(expected.refined, got.refined)
     assert torch.equal(load_model(path.uri)[0](x).final, expected.final)  # from a plain path
+    # Built on the meta device, the model holds real tensors once loaded: parameters (still
+    # trainable) and the fixed buffers, which no checkpoint carries.
+    tensors = [*restored.parameters(), *restored.buffers()]
+    assert not any(t.is_meta for t in tensors)
+    assert all(isinstance(p, torch.nn.Parameter) and p.requires_grad for p in restored.parameters())
 
     ckpt = load_checkpoint(path)
     assert (ckpt["format"], ckpt["version"], ckpt["epoch"]) == (FORMAT, VERSION, 3)
