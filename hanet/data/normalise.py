@@ -87,7 +87,7 @@ class WindowNorm:
         if out is None:
             out = np.empty(x.shape, np.float32)
         for rows in _blocks(x.shape):
-            offset, scale = self._per_joint(x[rows].shape, rows)
+            offset, scale = self._per_joint(rows, x.shape[2])
             # The subtraction converts as it reads (no float64 copy of x) and the division
             # rounds to float32 as it writes: the same values as converting, computing and
             # casting in separate passes, with two fewer passes over the windows.
@@ -95,16 +95,15 @@ class WindowNorm:
             np.divide(units, scale, out=out[rows], casting="same_kind")
         return out
 
-    def _per_joint(
-        self, shape: tuple[int, ...], rows: slice = slice(None)
-    ) -> tuple[np.ndarray, np.ndarray]:
+    def _per_joint(self, rows: slice, joints: int) -> tuple[np.ndarray, np.ndarray]:
         """Offset and scale of windows ``rows`` repeated for every joint, ``[W, T, J, D]`` and
         ``[W, 1, J, D]``. Broadcasting them over joints instead leaves numpy an inner loop as
         short as D (2 or 3 values); repeated, every operation runs over whole rows (a third
         faster)."""
-        count, frames, joints, dims = shape
-        offset = np.tile(self.offset[rows], (1, 1, joints)).reshape(count, frames, joints, dims)
-        scale = np.tile(self.scale[rows], (1, joints)).reshape(count, 1, joints, dims)
+        offset, scale = self.offset[rows], self.scale[rows]
+        count, frames, dims = offset.shape
+        offset = np.tile(offset, (1, 1, joints)).reshape(count, frames, joints, dims)
+        scale = np.tile(scale, (1, joints)).reshape(count, 1, joints, dims)
         return offset, scale
 
     def invert(self, units: np.ndarray) -> np.ndarray:
@@ -116,7 +115,7 @@ class WindowNorm:
         units = np.asarray(units)
         x = np.empty(units.shape, np.float64)
         for rows in _blocks(units.shape):
-            offset, scale = self._per_joint(units[rows].shape, rows)
+            offset, scale = self._per_joint(rows, units.shape[2])
             np.multiply(units[rows], scale, out=x[rows])
             np.add(x[rows], offset, out=x[rows])
         return x
@@ -132,7 +131,7 @@ _BLOCK_VALUES = 1 << 18
 def _blocks(shape: tuple[int, ...]) -> list[slice]:
     """Slices of the first axis holding about :data:`_BLOCK_VALUES` values each."""
     rows = max(1, _BLOCK_VALUES // max(1, int(np.prod(shape[1:]))))
-    return [slice(b, b + rows) for b in range(0, shape[0], rows)] or [slice(0, 0)]
+    return [slice(b, b + rows) for b in range(0, shape[0], rows)]
 
 
 def _fill_joints(x: np.ndarray, present: np.ndarray) -> np.ndarray:
