@@ -47,15 +47,14 @@ def print_result(figures: dict[str, Any]) -> None:
 def write_parquet_corpus(sequences: list, folder: Path) -> int:
     """Sequences as sequence-Parquet files of ``SEQUENCES_PER_FILE`` each (a corpus for the
     refinement benchmarks); returns the file count."""
-    import pyarrow.parquet as pq
-
-    from hanet.data.arrow import sequences_to_table
+    from hanet.data.arrow import parquet_bytes, sequences_to_table
 
     folder.mkdir(parents=True)
     count = 0
     for begin in range(0, len(sequences), SEQUENCES_PER_FILE):
         chunk = sequences[begin : begin + SEQUENCES_PER_FILE]
-        pq.write_table(sequences_to_table(chunk), folder / f"part-{count:04d}.parquet")
+        data = parquet_bytes(sequences_to_table(chunk))  # written as the pipeline writes them
+        (folder / f"part-{count:04d}.parquet").write_bytes(data)
         count += 1
     return count
 

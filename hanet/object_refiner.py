@@ -33,6 +33,7 @@ import numpy as np
 import torch
 
 from hanet.config import Config
+from hanet.data.plausibility import Reference, reference
 from hanet.data.schema import Sequence, units_warning
 from hanet.formats.dispatch import encode_as, read_any
 from hanet.io.location import Location
@@ -102,6 +103,7 @@ class _Read:
     input_fp: str
     record: dict[str, Any] | None
     sequences: list[Sequence]
+    refs: list[Reference]  # each input's body size and extent, to judge warnings and outputs
     cuts: list[Cut]
     outputs: list[np.ndarray] = field(default_factory=list)
 
@@ -216,12 +218,13 @@ class ObjectRefiner:
             )
             return None
         sequences = read_object(location, self.cfg)
-        warnings = [text for text in map(units_warning, sequences) if text]
+        refs = [reference(seq.pred, seq.observed(), seq.representation) for seq in sequences]
+        warnings = [text for text in map(units_warning, sequences, refs) if text]
         if warnings:
             more = f" (and {len(warnings) - 1} more sequence(s))" if len(warnings) > 1 else ""
             row["warning"] = warnings[0] + more
         cuts = [self.refiner.cut(seq) for seq in sequences]
-        return _Read(row, location, input_fp, record, sequences, cuts)
+        return _Read(row, location, input_fp, record, sequences, refs, cuts)
 
     def _run(self, reads: list[_Read], pool: ThreadPoolExecutor) -> list[Future[None]]:
         """Run the windows of ``reads`` as full batches; hand each object to the pool to be
@@ -246,9 +249,9 @@ class ObjectRefiner:
         """Merge, check, encode and write one object, then commit it with its done-record."""
         row, out_rel = read.row, read.row["output"]
         refined, moved, frames = [], 0.0, 0
-        for seq, cut, out in zip(read.sequences, read.cuts, read.outputs):
+        for seq, ref, cut, out in zip(read.sequences, read.refs, read.cuts, read.outputs):
             result = dataclasses.replace(seq, pred=self.refiner.merge(seq, cut, out))
-            moved += check_refined(seq, result) * seq.num_frames
+            moved += check_refined(seq, result, ref) * seq.num_frames
             frames += seq.num_frames
             refined.append(result)
         displacement = moved / frames if frames else 0.0

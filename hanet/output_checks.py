@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from hanet.data.plausibility import outside_reference, reference
+from hanet.data.plausibility import Reference, outside_reference, reference
 from hanet.data.schema import Sequence
 from hanet.errors import UserError
 from hanet.skeletons import get_layout
@@ -23,13 +23,14 @@ class RefinedPoseError(UserError, ValueError):
     """Refined poses are not finite or not plausible; the object is not written."""
 
 
-def check_refined(original: Sequence, refined: Sequence) -> float:
+def check_refined(original: Sequence, refined: Sequence, ref: Reference | None = None) -> float:
     """Refuse refined poses that are not finite, not of the input's shape, or farther outside
     the input's own extent than any pose can be (:mod:`hanet.data.plausibility`).
 
     Args:
         original: The validated input sequence.
         refined: Its refinement.
+        ref: The input's :func:`hanet.data.plausibility.reference`, when already measured.
 
     Returns:
         How far the refinement moved the observed joints: their mean displacement from the
@@ -54,7 +55,8 @@ def check_refined(original: Sequence, refined: Sequence) -> float:
             f"({joints[joint]}), {int(broken.sum())} joint(s) in all; nothing was written (a "
             "damaged checkpoint, or input unlike its training data?)"
         )
-    ref = reference(original.pred, original.observed(), original.representation)
+    if ref is None:
+        ref = reference(original.pred, original.observed(), original.representation)
     found = outside_reference(poses, ref, original.image_size)
     if found is not None:
         raise RefinedPoseError(

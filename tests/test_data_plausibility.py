@@ -20,6 +20,7 @@ from hanet.data.plausibility import (
     outside_reference,
     reference,
     units_problem,
+    units_problem_of,
 )
 from hanet.data.schema import SchemaError, implausibility, validate_sequence
 from hanet.formats.published import find_published_pairs, read_published_pair
@@ -232,6 +233,8 @@ def test_refined_output_is_judged_against_its_input() -> None:
 def test_body_sizes_that_do_not_fit_the_units_are_named(representation, image, poses, says):
     problem = units_problem(poses, _all(poses), representation, image)
     assert problem is not None and says in problem
+    # The refinement judges from the reference it measures anyway: the same words.
+    assert units_problem_of(reference(poses, _all(poses), representation), image) == problem
     assert find_implausible(poses, _all(poses), representation, image) is None  # only a warning
 
 

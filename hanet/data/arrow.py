@@ -88,12 +88,28 @@ def from_ragged_list(column: pa.Array | pa.ChunkedArray) -> list[np.ndarray | No
 
 
 def parquet_options(schema: pa.Schema) -> dict[str, Any]:
-    """How every hanet table is written: zstd, and dictionary encoding for the text columns
-    only. pyarrow's default tries a dictionary on every column; on pose values it rarely pays
-    (they repeat only where windows overlap, which zstd finds anyway) and, for tables small
-    enough that the dictionary never overflows, doubles the writing time and grows the file."""
+    """How every hanet table is written.
+
+    - Dictionary encoding for the text columns only. pyarrow's default tries a dictionary on
+      every column; on pose values it rarely pays (they repeat only where windows overlap,
+      which the codec finds anyway) and, for tables small enough that the dictionary never
+      overflows, doubles the writing time and grows the file.
+    - Window shards: zstd. They are written once and read every epoch, so size comes first.
+    - Sequence files: byte-stream-split float columns under lz4. Refinement reads and writes
+      one per object, so speed comes first: on files of a few short tracks this writes in
+      half the time of zstd (and reads in two thirds), in files of the same size (splitting
+      the floats' bytes lets lz4 find what zstd finds in the raw values).
+    """
     text = [f.name for f in schema if pa.types.is_string(f.type)]
-    return {"compression": "zstd", "use_dictionary": text}
+    kind = (schema.metadata or {}).get(_KIND_KEY)
+    if kind != b"sequence":
+        return {"compression": "zstd", "use_dictionary": text}
+    floats = [
+        f"{f.name}.list.element"  # the leaf column of a list
+        for f in schema
+        if pa.types.is_list(f.type) and pa.types.is_floating(f.type.value_type)
+    ]
+    return {"compression": "lz4", "use_dictionary": text, "use_byte_stream_split": floats}
 
 
 def parquet_bytes(table: pa.Table) -> bytes:

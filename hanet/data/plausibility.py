@@ -56,6 +56,7 @@ __all__ = [
     "outside_reference",
     "reference",
     "units_problem",
+    "units_problem_of",
 ]
 
 LIMIT = 100.0
@@ -319,11 +320,17 @@ def units_problem(
     Shape:
         poses: [T, J, D]; mask: [T, J].
     """
+    if representation == "2D" and image_size is None:
+        return None  # pixels cannot be told from other units without the image
+    return units_problem_of(reference(poses, mask, representation), image_size)
+
+
+def units_problem_of(ref: Reference, image_size: tuple[int, int] | None = None) -> str | None:
+    """:func:`units_problem` judged from the input's :func:`reference` (which the refinement
+    computes once per sequence, for this and for the checks on its output)."""
+    representation, scale = ref.representation, ref.scale
     if representation == "smpl":
-        lengths = _columns(poses)[mask]
-        if not lengths.size:
-            return None
-        median = float(np.median(lengths))
+        median = scale if scale is not None else 1.0
         low, high = _ROTATION_COLUMN
         if low <= median <= high:
             return None
@@ -331,10 +338,7 @@ def units_problem(
             f"6D rotation columns have a median length of {median:.3g}, but they are unit "
             "vectors (are these rotations in another form?)"
         )
-    if representation == "2D" and image_size is None:
-        return None  # pixels cannot be told from other units without the image
-    _, _, scale = _positions(poses, mask)
-    if scale is None:
+    if scale is None or (representation == "2D" and image_size is None):
         return None
     if representation == "3D":
         low, high = _METRE_BODY

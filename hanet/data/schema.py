@@ -16,7 +16,13 @@ from typing import Any
 
 import numpy as np
 
-from hanet.data.plausibility import clear_of_implausible, find_implausible, units_problem
+from hanet.data.plausibility import (
+    Reference,
+    clear_of_implausible,
+    find_implausible,
+    units_problem,
+    units_problem_of,
+)
 from hanet.errors import UserError
 from hanet.skeletons import JointLayout, get_layout
 
@@ -338,10 +344,14 @@ def _check_plausible(
         raise SchemaError(f"{where}: {what}: {found.describe(layout.joints[found.joint])}")
 
 
-def units_warning(seq: Sequence) -> str | None:
+def units_warning(seq: Sequence, ref: Reference | None = None) -> str | None:
     """``source: sequence 'id': why`` when a validated sequence's body size does not fit its
-    declared units (:func:`hanet.data.plausibility.units_problem`), else None."""
-    problem = units_problem(seq.pred, seq.observed(), seq.representation, seq.image_size)
+    declared units (:func:`hanet.data.plausibility.units_problem`), else None; ``ref``, the
+    sequence's :func:`hanet.data.plausibility.reference`, saves measuring it again."""
+    if ref is None:
+        problem = units_problem(seq.pred, seq.observed(), seq.representation, seq.image_size)
+    else:
+        problem = units_problem_of(ref, seq.image_size)
     return f"{seq.where()}: {problem}" if problem else None
 
 

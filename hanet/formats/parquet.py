@@ -48,7 +48,8 @@ def read_sequence_parquet(location: Location) -> list[Sequence]:
 
 
 def encode_sequence_parquet(sequences: list[Sequence]) -> bytes:
-    """Sequences as the bytes of one sequence-Parquet file (zstd)."""
+    """Sequences as the bytes of one sequence-Parquet file
+    (:func:`hanet.data.arrow.parquet_options`)."""
     return parquet_bytes(sequences_to_table(sequences))
 
 
