@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable
 from collections.abc import Sequence as Seq
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import numpy as np
@@ -104,12 +104,12 @@ class _Read:
     record: dict[str, Any] | None
     sequences: list[Sequence]
     refs: list[Reference]  # each input's body size and extent, to judge warnings and outputs
-    cuts: list[Cut]
-    outputs: list[np.ndarray] = field(default_factory=list)
+    cut: Cut  # every sequence's windows, joined
+    outputs: np.ndarray | None = None
 
     @property
     def windows(self) -> int:
-        return sum(len(cut.starts) for cut in self.cuts)
+        return len(self.cut.starts)
 
 
 class ObjectRefiner:
@@ -223,15 +223,15 @@ class ObjectRefiner:
         if warnings:
             more = f" (and {len(warnings) - 1} more sequence(s))" if len(warnings) > 1 else ""
             row["warning"] = warnings[0] + more
-        cuts = [self.refiner.cut(seq) for seq in sequences]
-        return _Read(row, location, input_fp, record, sequences, refs, cuts)
+        cut = self.refiner.cut_many(sequences)
+        return _Read(row, location, input_fp, record, sequences, refs, cut)
 
     def _run(self, reads: list[_Read], pool: ThreadPoolExecutor) -> list[Future[None]]:
         """Run the windows of ``reads`` as full batches; hand each object to the pool to be
         finished."""
         if not reads:
             return []
-        windows = np.concatenate([cut.windows for read in reads for cut in read.cuts])
+        windows = np.concatenate([read.cut.windows for read in reads])
         try:
             outputs = self.refiner.run_windows(windows)
         except Exception as err:  # the model failed on this pack: each object says so
@@ -240,17 +240,18 @@ class ObjectRefiner:
             return []
         offset = 0
         for read in reads:
-            for cut in read.cuts:
-                read.outputs.append(outputs[offset : offset + len(cut.starts)])
-                offset += len(cut.starts)
+            read.outputs = outputs[offset : offset + read.windows]
+            offset += read.windows
         return [pool.submit(self._guarded, read.row, self._finish, read) for read in reads]
 
     def _finish(self, read: _Read) -> None:
         """Merge, check, encode and write one object, then commit it with its done-record."""
         row, out_rel = read.row, read.row["output"]
         refined, moved, frames = [], 0.0, 0
-        for seq, ref, cut, out in zip(read.sequences, read.refs, read.cuts, read.outputs):
-            result = dataclasses.replace(seq, pred=self.refiner.merge(seq, cut, out))
+        assert read.outputs is not None
+        merged = self.refiner.merge_many(read.sequences, read.cut, read.outputs)
+        for seq, ref, pred in zip(read.sequences, read.refs, merged):
+            result = dataclasses.replace(seq, pred=pred)
             moved += check_refined(seq, result, ref) * seq.num_frames
             frames += seq.num_frames
             refined.append(result)

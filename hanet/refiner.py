@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterable
+from collections.abc import Sequence as Seq
 from dataclasses import dataclass
 
 import numpy as np
@@ -18,15 +19,16 @@ from hanet.body_fk import orthonormal_6d
 from hanet.checkpoint import Source, load_model
 from hanet.config import Config
 from hanet.data.causal import causal_ends, causal_sources, causal_windows
-from hanet.data.normalise import WindowNorm, filled_input, input_norm
-from hanet.data.schema import SchemaError, Sequence
-from hanet.data.windows import (
-    merge_windows,
-    split_windows,
-    test_starts,
-    window_measures,
-    window_position_weights,
+from hanet.data.normalise import (
+    FrameMeasures,
+    WindowNorm,
+    filled_input,
+    frame_measures,
+    input_norm,
+    layout_roots,
 )
+from hanet.data.schema import SchemaError, Sequence
+from hanet.data.windows import merge_windows, test_starts, window_position_weights
 from hanet.errors import UserError
 from hanet.model import HANet
 from hanet.skeletons import get_layout
@@ -38,20 +40,25 @@ class RefineError(UserError, ValueError):
 
 @dataclass(frozen=True)
 class Cut:
-    """A sequence cut into the windows the model reads.
+    """Sequences cut into the windows the model reads: one sequence, or several joined end to
+    end (:meth:`Refiner.cut_many`), the windows of each in turn.
 
-    Causal cuts (``refine.lookahead``) have one window per output frame, some starting before
-    the first frame (negative starts, padded).
+    ``starts`` index the joined frames (sequence ``i`` begins at ``sum(lengths[:i])``), so one
+    merge serves every sequence. Causal cuts (``refine.lookahead``) have one window per output
+    frame, some starting before their sequence's first frame (padded).
 
     Shape:
         starts: ``[W]``; windows: ``[W, T, C]`` in model units; valid: ``[W, T]`` (False at
-        padding); norm: the windows' maps to model units; empty: ``[W]``.
+        padding); norm: the windows' maps to model units; lengths, counts: ``[S]`` frames and
+        windows of each sequence; empty: ``[W]``.
     """
 
     starts: np.ndarray
     windows: np.ndarray
     valid: np.ndarray
     norm: WindowNorm
+    lengths: np.ndarray
+    counts: np.ndarray
     # Causal cuts (refine.lookahead): True for windows without a single observed joint.
     empty: np.ndarray | None = None
 
@@ -115,61 +122,132 @@ class Refiner:
 
     def cut(self, seq: Sequence) -> Cut:
         """``seq`` checked, cut into the windows the model reads, and normalised per window."""
-        self.check(seq)
+        return self.cut_many([seq])
+
+    def cut_many(self, sequences: Seq[Sequence]) -> Cut:
+        """Sequences checked and cut as :meth:`cut` cuts each, joined: every gather and map
+        runs once for all of them (for clips of a few dozen frames, numpy's cost per call
+        outweighed the arithmetic), with the same windows, bit for bit.
+
+        Raises:
+            RefineError: A sequence does not fit the checkpoint, or cannot be normalised.
+        """
+        for seq in sequences:
+            self.check(seq)
         config = self.config
-        size = config.model.window_size
-        lookahead, empty = config.refine.lookahead, None
-        if lookahead is None:
-            starts = test_starts(seq.num_frames, size, config.test_window_step())
-            filled = filled_input(seq)
-            raw, valid = split_windows(filled, starts, size)  # [W, T, J, D]
-            measures = window_measures(filled, seq.layout, starts, size)
-        else:
-            ends = causal_ends(seq.num_frames, lookahead)
-            raw, valid, empty = causal_windows(seq.pred, seq.observed(), ends, size)
-            starts, measures = ends - (size - 1), None
+        size, channels = config.model.window_size, config.model.channels
+        lengths = np.array([seq.num_frames for seq in sequences], dtype=np.int64)
+        first = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
+        if config.refine.lookahead is not None:
+            return self._causal_cut(sequences, lengths, first)
+        step = config.test_window_step()
+        local = [test_starts(seq.num_frames, size, step) for seq in sequences]
+        counts = np.array([len(starts) for starts in local], dtype=np.int64)
+        if not len(sequences):
+            return _empty_cut(size, channels)
+        owner = np.repeat(np.arange(len(sequences)), counts)  # [W] the sequence of each window
+        starts = np.concatenate(local) + first[owner]  # into the joined frames
+        last = (first + lengths - 1)[owner][:, None]
+        index = starts[:, None] + np.arange(size)[None, :]  # [W, T]
+        valid = index <= last
+        index = np.minimum(index, last)  # past its end a window repeats its last frame
+        filled = np.concatenate([filled_input(seq) for seq in sequences])  # [F, J, D]
+        raw = filled[index]  # [W, T, J, D]
+        mode = config.data.normalisation
+        measures = None
+        if mode == "body":  # every frame measured once (the layout is the checkpoint's)
+            frames = frame_measures(filled, layout_roots(sequences[0].layout, filled.shape[1]))
+            measures = FrameMeasures(frames.extent[index], frames.root[index])
         try:
-            norm = input_norm(raw, valid, seq, config.data.normalisation, measures)
+            norm = _joined_norm(raw, valid, sequences, owner, mode, measures)
         except SchemaError as err:
             raise RefineError(str(err)) from None
-        windows = norm.apply(raw).reshape(len(starts), size, config.model.channels)
-        return Cut(starts, windows, valid, norm, empty)
+        windows = norm.apply(raw).reshape(len(starts), size, channels)
+        return Cut(starts, windows, valid, norm, lengths, counts)
+
+    def _causal_cut(self, sequences: Seq[Sequence], lengths: np.ndarray, first: np.ndarray) -> Cut:
+        """Causal windows (one per output frame, :mod:`hanet.data.causal`) of each sequence,
+        joined."""
+        config = self.config
+        size, lookahead = config.model.window_size, config.refine.lookahead
+        assert lookahead is not None
+        if not len(sequences):
+            return _empty_cut(size, config.model.channels)
+        parts = []
+        for seq, begin in zip(sequences, first):
+            ends = causal_ends(seq.num_frames, lookahead)
+            raw, valid, empty = causal_windows(seq.pred, seq.observed(), ends, size)
+            try:
+                norm = input_norm(raw, valid, seq, config.data.normalisation, None)
+            except SchemaError as err:
+                raise RefineError(str(err)) from None
+            parts.append((ends - (size - 1) + begin, norm.apply(raw), valid, norm, empty))
+        starts, units, valid, norms, empty = zip(*parts)
+        norm = WindowNorm(
+            np.concatenate([n.scale for n in norms]), np.concatenate([n.offset for n in norms])
+        )
+        windows = np.concatenate(units).reshape(-1, size, config.model.channels)
+        counts = np.array([len(s) for s in starts], dtype=np.int64)
+        return Cut(
+            np.concatenate(starts),
+            windows,
+            np.concatenate(valid),
+            norm,
+            lengths,
+            counts,
+            np.concatenate(empty),
+        )
 
     def merge(self, seq: Sequence, cut: Cut, outputs: np.ndarray) -> np.ndarray:
         """The model's window outputs mapped back (each with its own normalisation) and merged
         into one sequence of poses ``[F, J, D]`` (float32): averaged over overlapping windows,
         then smoothed over time by ``refine.smooth_sigma``; or for causal cuts each frame taken
         from its one window (NaN where that window saw no joint at all)."""
-        size = self.config.model.window_size
-        back = cut.norm.invert(outputs.reshape(len(cut.starts), size, seq.num_joints, -1))
+        return self.merge_many([seq], cut, outputs)[0]
+
+    def merge_many(
+        self, sequences: Seq[Sequence], cut: Cut, outputs: np.ndarray
+    ) -> list[np.ndarray]:
+        """:meth:`merge` of every sequence of a :meth:`cut_many` cut, mapped back and merged
+        in one pass over all windows (smoothed sequence by sequence: never across two).
+
+        Shape:
+            outputs: ``[W, T, C]``, the model's outputs for ``cut.windows``.
+        """
+        if not len(sequences):
+            return []
+        size, joints = self.config.model.window_size, sequences[0].num_joints
+        back = cut.norm.invert(outputs.reshape(len(cut.starts), size, joints, -1))
+        total = int(cut.lengths.sum())
+        bounds = np.cumsum(cut.lengths)[:-1]
         lookahead = self.config.refine.lookahead
         if lookahead is None:
-            merged = merge_windows(back, cut.starts, seq.num_frames, cut.valid, self.weights)
+            joined = merge_windows(back, cut.starts, total, cut.valid, self.weights)
+            merged = np.split(joined, bounds)
             sigma = self.config.refine.smooth_sigma
             if sigma > 0:
-                merged = gaussian_filter1d(merged, sigma, axis=0, mode="nearest")
+                merged = [gaussian_filter1d(m, sigma, axis=0, mode="nearest") for m in merged]
         else:
-            window, position = causal_sources(seq.num_frames, lookahead, size)
-            merged = back[window, position]
-            merged[cut.empty[window]] = np.nan
-        if seq.representation == "smpl":
-            merged = orthonormal_6d(merged)  # written and scored as valid rotations
-        return merged.astype(np.float32)
+            assert cut.empty is not None
+            merged = []
+            for seq, rows in zip(sequences, _row_slices(cut.counts)):
+                window, position = causal_sources(seq.num_frames, lookahead, size)
+                part = back[rows][window, position]
+                part[cut.empty[rows][window]] = np.nan
+                merged.append(part)
+        if sequences[0].representation == "smpl":  # one representation per checkpoint
+            merged = [orthonormal_6d(m) for m in merged]  # written and scored as valid rotations
+        return [m.astype(np.float32) for m in merged]
 
     @torch.inference_mode()
     def refine_many(self, sequences: Iterable[Sequence]) -> list[Sequence]:
         """Refine several sequences, batching their windows together."""
         sequences = list(sequences)
-        cuts = [self.cut(seq) for seq in sequences]
-        if not cuts:
+        if not sequences:
             return []
-        outputs = self.run_windows(np.concatenate([cut.windows for cut in cuts]))
-        refined, offset = [], 0
-        for seq, cut in zip(sequences, cuts):
-            out = outputs[offset : offset + len(cut.starts)]
-            offset += len(cut.starts)
-            refined.append(dataclasses.replace(seq, pred=self.merge(seq, cut, out)))
-        return refined
+        cut = self.cut_many(sequences)
+        merged = self.merge_many(sequences, cut, self.run_windows(cut.windows))
+        return [dataclasses.replace(seq, pred=pred) for seq, pred in zip(sequences, merged)]
 
     def refine(self, seq: Sequence) -> Sequence:
         """A copy of ``seq`` whose ``pred`` holds the refined poses."""
@@ -192,6 +270,49 @@ class Refiner:
                 out = forward(chunk).final
             results.append(out.float().cpu().numpy())
         return np.concatenate(results) if results else np.zeros_like(windows)
+
+
+def _joined_norm(
+    raw: np.ndarray,
+    valid: np.ndarray,
+    sequences: Seq[Sequence],
+    owner: np.ndarray,
+    mode: str,
+    measures: FrameMeasures | None,
+) -> WindowNorm:
+    """The maps of joined windows: one :func:`input_norm` for all, except where published 2D
+    divides sequences by different image sizes (the checkpoint fixes layout and
+    representation; the body map depends on the windows alone)."""
+    groups: dict[object, list[int]] = {}
+    for i, seq in enumerate(sequences):
+        groups.setdefault(seq.image_size, []).append(i)
+    if mode == "body" or len(groups) == 1:
+        return input_norm(raw, valid, sequences[0], mode, measures)
+    count, frames, _, dims = raw.shape
+    scale, offset = np.empty((count, dims)), np.empty((count, frames, dims))
+    for members in groups.values():
+        rows = np.flatnonzero(np.isin(owner, members))
+        norm = input_norm(raw[rows], valid[rows], sequences[members[0]], mode)
+        scale[rows], offset[rows] = norm.scale, norm.offset
+    return WindowNorm(scale, offset)
+
+
+def _empty_cut(size: int, channels: int) -> Cut:
+    none = np.zeros(0, np.int64)
+    return Cut(
+        none,
+        np.zeros((0, size, channels), np.float32),
+        np.zeros((0, size), bool),
+        WindowNorm(np.zeros((0, 1)), np.zeros((0, size, 1))),
+        none,
+        none,
+    )
+
+
+def _row_slices(counts: np.ndarray) -> list[slice]:
+    """The window rows of each sequence of a joined cut."""
+    ends = np.cumsum(counts)
+    return [slice(int(end - count), int(end)) for end, count in zip(ends, counts)]
 
 
 def _default_device() -> torch.device:

@@ -3,6 +3,8 @@ a GPU when there is one."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -19,6 +21,43 @@ def test_sequences_refined_together_equal_one_at_a_time(refiner: Refiner, sample
     for seq, got in zip(sample_sequences, together):
         np.testing.assert_allclose(got.pred, refiner.refine(seq).pred, atol=1e-5)
         assert got.pred.shape == seq.pred.shape and got.pred.dtype == np.float32
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        [],
+        ["data.normalisation=published"],
+        ["refine.window_step=3", "refine.smooth_sigma=1.5", "refine.merge_weights=uniform"],
+        ["refine.lookahead=2"],
+    ],
+)
+def test_sequences_cut_and_merged_joined_equal_each_on_its_own(
+    refiner: Refiner, sample_sequences, overrides
+):
+    """One gather and one merge for many sequences: the same numbers, bit for bit, as one
+    sequence at a time (a clip shorter than a window and another image size included)."""
+    joined = Refiner(refiner.model, refiner.config.replace(overrides), "cpu")
+    clip = sample_sequences[1]
+    per_frame = ("pred", "gt", "gt_mask", "gt_joint_mask", "joint_mask", "confidence", "bbox")
+    short = dataclasses.replace(
+        clip,
+        frame_names=None,
+        **{k: getattr(clip, k)[:7] for k in per_frame if getattr(clip, k) is not None},
+    )
+    wide = dataclasses.replace(sample_sequences[2], image_size=(640, 480))
+    sequences = [sample_sequences[0], short, wide, *sample_sequences[3:]]
+    cut = joined.cut_many(sequences)
+    alone = [joined.cut(seq) for seq in sequences]
+    np.testing.assert_array_equal(cut.windows, np.concatenate([c.windows for c in alone]))
+    assert cut.counts.tolist() == [len(c.starts) for c in alone]
+    outputs = joined.run_windows(cut.windows)
+    merged = joined.merge_many(sequences, cut, outputs)
+    ends = np.cumsum(cut.counts)
+    for seq, one, pred, end, count in zip(sequences, alone, merged, ends, cut.counts):
+        np.testing.assert_array_equal(pred, joined.merge(seq, one, outputs[end - count : end]))
+        assert pred.shape == seq.pred.shape and pred.dtype == np.float32
+    assert joined.merge_many([], joined.cut_many([]), outputs[:0]) == []
 
 
 def test_batches_of_any_size_give_the_same_windows(refiner: Refiner, sample_sequences):
