@@ -66,7 +66,7 @@ CHECKED_PARTS = ("model", "optimizer")
 # What the exported model file keeps of a training checkpoint.
 MODEL_FILE_PARTS = ("format", "version", "config", "model", "epoch", "metrics")
 
-Source = Location | str | os.PathLike[str] | bytes | IO[bytes]
+Source = Location | str | os.PathLike[str] | bytes | memoryview | IO[bytes]
 
 
 class CheckpointError(UserError, ValueError):
@@ -201,13 +201,13 @@ def _describe(source: Source) -> str:
         return source.uri
     if isinstance(source, str | os.PathLike):
         return os.fspath(source)
-    if isinstance(source, bytes):
+    if isinstance(source, bytes | memoryview):
         return "<checkpoint bytes>"
     return str(getattr(source, "name", None) or f"<{type(source).__name__}>")
 
 
 def _as_file(source: Source) -> IO[bytes]:
-    if isinstance(source, bytes):
+    if isinstance(source, bytes | memoryview):
         return io.BytesIO(source)
     if isinstance(source, str | os.PathLike | Location):
         location = source if isinstance(source, Location) else parse_location(source)

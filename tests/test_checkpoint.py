@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import torch.distributed as dist
@@ -103,6 +104,11 @@ def test_plain_weights_only_load_and_file_objects(tmp_path, config, trained):
     with open(path.path, "rb") as f:
         assert load_model(f)[1] == config
     assert load_model(io.BytesIO(Path(path.path).read_bytes()))[1] == config
+    # A read-only view, as a refine actor gets the checkpoint from Ray's object store.
+    view = memoryview(np.frombuffer(Path(path.path).read_bytes(), np.uint8))
+    loaded, _ = load_model(view)
+    for name, value in model.state_dict().items():
+        assert torch.equal(loaded.state_dict()[name], value), name
 
 
 def test_save_unwraps_compile_and_ddp(tmp_path, config, trained):
