@@ -1,7 +1,7 @@
 """Batch-refinement throughput through Ray Data, as a ratio to the bare model's forward pass.
 
     python benchmarks/refine_throughput.py [--steps 1 5 10] [--seconds 30] [--paper-frames 9000]
-        [--workers 2] [--threads 1]
+        [--workers 2] [--threads 1] [--compile]
 
 For the demo configuration (configs/demo_2D.yaml) at every ``refine.window_step`` in
 ``--steps``, and the paper 2D configuration (configs/jhmdb_simplebaseline_2D.yaml, about
@@ -21,7 +21,9 @@ For the demo configuration (configs/demo_2D.yaml) at every ``refine.window_step`
 The table gives frames/s for both and their ratio (1.0 would mean the pipeline adds nothing to
 the model's own cost), plus a steady-state figure: frames over the actors' busy time per
 object (read, refine, write, done-record), i.e. without actor start-up and checkpoint loading.
-Everything is measured side by side in one run on the same machine.
+With ``--compile`` the bare model is timed a second time under ``torch.compile``
+(``refine.compile=true``), with its compiling first batch reported apart. Everything is
+measured side by side in one run on the same machine.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from __future__ import annotations
 import argparse
 import os
 import tempfile
+import time
 from pathlib import Path
 
 import torch
@@ -95,6 +98,16 @@ def measure(
         per_copy = sum(seq.num_frames for seq in sample)
         sequences = copies_of(sample, -(-max_frames // per_copy), max_frames)
     bare = bare_frames_per_s(refiner, sequences, args.workers * args.threads)
+    compiled, compile_s = None, None
+    if args.compile:
+        # refine.compile: torch.compile(dynamic=True) once per refiner. The first batch in a
+        # process compiles (the warm-up's: the start-up it adds to every actor); later models
+        # of the same shapes reuse the compiled code.
+        fast = Refiner(model, cfg.replace(["refine.compile=true"]), device="cpu")
+        began = time.perf_counter()
+        fast.run_windows(refiner.cut_many(sequences[:4]).windows)
+        compile_s = time.perf_counter() - began
+        compiled = bare_frames_per_s(fast, sequences, args.workers * args.threads)
     files = write_parquet_corpus(sequences, work / "input")
     frames = sum(seq.num_frames for seq in sequences)
 
@@ -121,6 +134,8 @@ def measure(
         "e2e": summary.frames / summary.seconds,
         "steady": summary.frames / busy,
         "bare": bare,
+        "compiled": compiled,
+        "compile_s": compile_s,
     }
 
 
@@ -135,6 +150,9 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2, help="Refinement actors.")
     parser.add_argument("--threads", type=int, default=1, help="Torch threads per actor.")
     parser.add_argument("--cpus-per-actor", type=float, default=0.5)
+    parser.add_argument(
+        "--compile", action="store_true", help="Also time the bare model under torch.compile."
+    )
     args = parser.parse_args()
     # The paper checkpoint (about 1.15 GB) goes through the object store once.
     ray = start_ray(object_store_bytes=3_000_000_000)
@@ -142,7 +160,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="hanet-refine-bench-") as tmp:
         root = Path(tmp)
         # Warm-up: Ray's own start-up and first Ray Data execution are not the pipeline's cost.
-        measure("warm-up", CONFIGS["demo 2D"], _mkdir(root / "warm"), args, max_frames=200)
+        warm = measure("warm-up", CONFIGS["demo 2D"], _mkdir(root / "warm"), args, max_frames=200)
         for step in args.steps if "demo" in args.configs else []:
             work = _mkdir(root / f"demo_{step}")
             results.append(measure("demo 2D", CONFIGS["demo 2D"], work, args, window_step=step))
@@ -175,6 +193,16 @@ def main() -> None:
             f"{r['bare']:>13.0f} | {r['e2e'] / r['bare']:>8.2f} | "
             f"{r['steady'] / r['bare']:>11.2f} |"
         )
+    if args.compile:
+        print(
+            "\nbare model, eager vs torch.compile (refine.compile=true), same windows; "
+            f"compiling (the first batch in a process): {warm['compile_s']:.1f} s"
+        )
+        for r in results:
+            print(
+                f"  {r['name']} step {r['window_step']}: eager {r['bare']:.0f} frames/s, "
+                f"compiled {r['compiled']:.0f} frames/s ({r['compiled'] / r['bare']:.2f}x)"
+            )
     print_result(
         {
             "rows": [
@@ -185,6 +213,11 @@ def main() -> None:
                     "bare_frames_per_s": round(r["bare"], 1),
                     "e2e_over_bare": round(r["e2e"] / r["bare"], 3),
                     "frames": r["frames"],
+                    **(
+                        {"compiled_bare_frames_per_s": round(r["compiled"], 1)}
+                        if r["compiled"]
+                        else {}
+                    ),
                 }
                 for r in results
             ]
