@@ -21,9 +21,9 @@ For the demo configuration (configs/demo_2D.yaml) at every ``refine.window_step`
 The table gives frames/s for both and their ratio (1.0 would mean the pipeline adds nothing to
 the model's own cost), plus a steady-state figure: frames over the actors' busy time per
 object (read, refine, write, done-record), i.e. without actor start-up and checkpoint loading.
-With ``--compile`` the bare model is timed a second time under ``torch.compile``
-(``refine.compile=true``), with its compiling first batch reported apart. Everything is
-measured side by side in one run on the same machine.
+With ``--compile`` the demo configuration's bare model is timed a second time under
+``torch.compile`` (``refine.compile=true``), with its compiling first batch reported apart.
+Everything is measured side by side in one run on the same machine.
 """
 
 from __future__ import annotations
@@ -77,6 +77,7 @@ def measure(
     args: argparse.Namespace,
     window_step: int | None = None,
     max_frames: int | None = None,
+    compile_too: bool = False,
 ) -> dict:
     """Time the bare model, write a corpus worth ``args.seconds`` of it (or ``max_frames``
     frames), then run the job over it."""
@@ -99,7 +100,7 @@ def measure(
         sequences = copies_of(sample, -(-max_frames // per_copy), max_frames)
     bare = bare_frames_per_s(refiner, sequences, args.workers * args.threads)
     compiled, compile_s = None, None
-    if args.compile:
+    if compile_too:
         # refine.compile: torch.compile(dynamic=True) once per refiner. The first batch in a
         # process compiles (the warm-up's: the start-up it adds to every actor); later models
         # of the same shapes reuse the compiled code.
@@ -160,10 +161,14 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="hanet-refine-bench-") as tmp:
         root = Path(tmp)
         # Warm-up: Ray's own start-up and first Ray Data execution are not the pipeline's cost.
-        warm = measure("warm-up", CONFIGS["demo 2D"], _mkdir(root / "warm"), args, max_frames=200)
+        warm = measure(
+            "warm-up", CONFIGS["demo 2D"], _mkdir(root / "warm"), args, 200, args.compile
+        )
         for step in args.steps if "demo" in args.configs else []:
             work = _mkdir(root / f"demo_{step}")
-            results.append(measure("demo 2D", CONFIGS["demo 2D"], work, args, window_step=step))
+            results.append(
+                measure("demo 2D", CONFIGS["demo 2D"], work, args, step, None, args.compile)
+            )
         if "paper" in args.configs:
             work = _mkdir(root / "paper")
             results.append(
@@ -198,7 +203,7 @@ def main() -> None:
             "\nbare model, eager vs torch.compile (refine.compile=true), same windows; "
             f"compiling (the first batch in a process): {warm['compile_s']:.1f} s"
         )
-        for r in results:
+        for r in (r for r in results if r["compiled"]):
             print(
                 f"  {r['name']} step {r['window_step']}: eager {r['bare']:.0f} frames/s, "
                 f"compiled {r['compiled']:.0f} frames/s ({r['compiled'] / r['bare']:.2f}x)"
