@@ -161,13 +161,14 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="hanet-refine-bench-") as tmp:
         root = Path(tmp)
         # Warm-up: Ray's own start-up and first Ray Data execution are not the pipeline's cost.
+        warm_dir = _mkdir(root / "warm")
         warm = measure(
-            "warm-up", CONFIGS["demo 2D"], _mkdir(root / "warm"), args, 200, args.compile
+            "warm-up", CONFIGS["demo 2D"], warm_dir, args, max_frames=200, compile_too=args.compile
         )
         for step in args.steps if "demo" in args.configs else []:
             work = _mkdir(root / f"demo_{step}")
             results.append(
-                measure("demo 2D", CONFIGS["demo 2D"], work, args, step, None, args.compile)
+                measure("demo 2D", CONFIGS["demo 2D"], work, args, step, compile_too=args.compile)
             )
         if "paper" in args.configs:
             work = _mkdir(root / "paper")
