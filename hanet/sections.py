@@ -327,8 +327,9 @@ class RefineConfig:
     # Arithmetic of the forward pass: "auto" is bf16 autocast on a GPU and float32 on a CPU
     # (where bf16 matmuls are slower on most cores).
     precision: Literal["auto", "fp32", "bf16"] = "auto"
-    # torch.compile the model once per refiner (a start-up cost of seconds to minutes; worth it
-    # only for long jobs, see benchmarks/refine_frontier.py).
+    # torch.compile the model once per refiner: a start-up cost of seconds to minutes (9 s for
+    # the demo model on two CPU cores) for 1.2x the eager forward pass at large window steps and
+    # 0.7x at step 1 there (benchmarks/refine_throughput.py --compile); off by default.
     compile: bool = False
     # Objects whose refinement moved the observed joints by more than this many body sizes on
     # average are listed in the refine summary (a corpus unlike the training data). A body size
