@@ -19,16 +19,15 @@ from hanet.body_fk import orthonormal_6d
 from hanet.checkpoint import Source, load_model
 from hanet.config import Config
 from hanet.data.causal import causal_ends, causal_sources, causal_windows
-from hanet.data.normalise import (
-    FrameMeasures,
-    WindowNorm,
-    filled_input,
-    frame_measures,
-    input_norm,
-    layout_roots,
-)
+from hanet.data.normalise import WindowNorm, filled_input, input_norm
 from hanet.data.schema import SchemaError, Sequence
-from hanet.data.windows import merge_windows, test_starts, window_position_weights
+from hanet.data.windows import (
+    joined_windows,
+    measured_groups,
+    merge_windows,
+    test_starts,
+    window_position_weights,
+)
 from hanet.errors import UserError
 from hanet.model import HANet
 from hanet.skeletons import get_layout
@@ -136,43 +135,32 @@ class Refiner:
             self.check(seq)
         config = self.config
         size, channels = config.model.window_size, config.model.channels
-        lengths = np.array([seq.num_frames for seq in sequences], dtype=np.int64)
-        first = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
-        if config.refine.lookahead is not None:
-            return self._causal_cut(sequences, lengths, first)
-        step = config.test_window_step()
-        local = [test_starts(seq.num_frames, size, step) for seq in sequences]
-        counts = np.array([len(starts) for starts in local], dtype=np.int64)
         if not len(sequences):
             return _empty_cut(size, channels)
-        owner = np.repeat(np.arange(len(sequences)), counts)  # [W] the sequence of each window
-        starts = np.concatenate(local) + first[owner]  # into the joined frames
-        last = (first + lengths - 1)[owner][:, None]
-        index = starts[:, None] + np.arange(size)[None, :]  # [W, T]
-        valid = index <= last
-        index = np.minimum(index, last)  # past its end a window repeats its last frame
+        lengths = np.array([seq.num_frames for seq in sequences], dtype=np.int64)
+        if config.refine.lookahead is not None:
+            return self._causal_cut(sequences, lengths)
+        step = config.test_window_step()
+        local = [test_starts(seq.num_frames, size, step) for seq in sequences]
+        owner, index, valid = joined_windows(lengths, local, size)
         filled = np.concatenate([filled_input(seq) for seq in sequences])  # [F, J, D]
         raw = filled[index]  # [W, T, J, D]
-        mode = config.data.normalisation
-        measures = None
-        if mode == "body":  # every frame measured once (the layout is the checkpoint's)
-            frames = frame_measures(filled, layout_roots(sequences[0].layout, filled.shape[1]))
-            measures = FrameMeasures(frames.extent[index], frames.root[index])
         try:
-            norm = _joined_norm(raw, valid, sequences, owner, mode, measures)
+            norm = _joined_norm(raw, valid, filled, index, sequences, owner, config)
         except SchemaError as err:
             raise RefineError(str(err)) from None
-        windows = norm.apply(raw).reshape(len(starts), size, channels)
-        return Cut(starts, windows, valid, norm, lengths, counts)
+        windows = norm.apply(raw).reshape(len(index), size, channels)
+        counts = np.array([len(starts) for starts in local], dtype=np.int64)
+        # A window's first position is its start: it always lies within its own sequence.
+        return Cut(index[:, 0], windows, valid, norm, lengths, counts)
 
-    def _causal_cut(self, sequences: Seq[Sequence], lengths: np.ndarray, first: np.ndarray) -> Cut:
+    def _causal_cut(self, sequences: Seq[Sequence], lengths: np.ndarray) -> Cut:
         """Causal windows (one per output frame, :mod:`hanet.data.causal`) of each sequence,
         joined."""
         config = self.config
         size, lookahead = config.model.window_size, config.refine.lookahead
         assert lookahead is not None
-        if not len(sequences):
-            return _empty_cut(size, config.model.channels)
+        first = np.concatenate([[0], np.cumsum(lengths)[:-1]])
         parts = []
         for seq, begin in zip(sequences, first):
             ends = causal_ends(seq.num_frames, lookahead)
@@ -218,12 +206,11 @@ class Refiner:
             return []
         size, joints = self.config.model.window_size, sequences[0].num_joints
         back = cut.norm.invert(outputs.reshape(len(cut.starts), size, joints, -1))
-        total = int(cut.lengths.sum())
-        bounds = np.cumsum(cut.lengths)[:-1]
         lookahead = self.config.refine.lookahead
         if lookahead is None:
+            total = int(cut.lengths.sum())
             joined = merge_windows(back, cut.starts, total, cut.valid, self.weights)
-            merged = np.split(joined, bounds)
+            merged = np.split(joined, np.cumsum(cut.lengths)[:-1])
             sigma = self.config.refine.smooth_sigma
             if sigma > 0:
                 merged = [gaussian_filter1d(m, sigma, axis=0, mode="nearest") for m in merged]
@@ -275,24 +262,27 @@ class Refiner:
 def _joined_norm(
     raw: np.ndarray,
     valid: np.ndarray,
+    filled: np.ndarray,
+    index: np.ndarray,
     sequences: Seq[Sequence],
     owner: np.ndarray,
-    mode: str,
-    measures: FrameMeasures | None,
+    config: Config,
 ) -> WindowNorm:
-    """The maps of joined windows: one :func:`input_norm` for all, except where published 2D
-    divides sequences by different image sizes (the checkpoint fixes layout and
-    representation; the body map depends on the windows alone)."""
-    groups: dict[object, list[int]] = {}
-    for i, seq in enumerate(sequences):
-        groups.setdefault(seq.image_size, []).append(i)
-    if mode == "body" or len(groups) == 1:
-        return input_norm(raw, valid, sequences[0], mode, measures)
+    """The maps of joined windows: one :func:`input_norm` per kind of sequence
+    (:func:`hanet.data.windows.measured_groups`; one for all in the usual case).
+
+    Shape:
+        raw: ``[W, T, J, D]``; valid, index: ``[W, T]``; filled: ``[F, J, D]``; owner: ``[W]``.
+    """
+    mode = config.data.normalisation
+    groups = measured_groups(sequences, owner, filled, index, mode)
+    if len(groups) == 1:
+        _, seq, measures = groups[0]
+        return input_norm(raw, valid, seq, mode, measures)
     count, frames, _, dims = raw.shape
     scale, offset = np.empty((count, dims)), np.empty((count, frames, dims))
-    for members in groups.values():
-        rows = np.flatnonzero(np.isin(owner, members))
-        norm = input_norm(raw[rows], valid[rows], sequences[members[0]], mode)
+    for rows, seq, measures in groups:
+        norm = input_norm(raw[rows], valid[rows], seq, mode, measures)
         scale[rows], offset[rows] = norm.scale, norm.offset
     return WindowNorm(scale, offset)
 

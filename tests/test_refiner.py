@@ -9,6 +9,8 @@ import numpy as np
 import pytest
 import torch
 
+from hanet.data.normalise import filled_input, input_norm
+from hanet.data.windows import split_windows, test_starts, window_measures
 from hanet.refiner import Refiner
 
 
@@ -51,6 +53,15 @@ def test_sequences_cut_and_merged_joined_equal_each_on_its_own(
     alone = [joined.cut(seq) for seq in sequences]
     np.testing.assert_array_equal(cut.windows, np.concatenate([c.windows for c in alone]))
     assert cut.counts.tolist() == [len(c.starts) for c in alone]
+    if joined.config.refine.lookahead is None:  # each as the per-sequence functions cut it
+        size, step = joined.config.model.window_size, joined.config.test_window_step()
+        for seq, one in zip(sequences, alone):
+            starts = test_starts(seq.num_frames, size, step)
+            filled = filled_input(seq)
+            raw, valid = split_windows(filled, starts, size)
+            measures = window_measures(filled, seq.layout, starts, size)
+            norm = input_norm(raw, valid, seq, joined.config.data.normalisation, measures)
+            np.testing.assert_array_equal(one.windows, norm.apply(raw).reshape(one.windows.shape))
     outputs = joined.run_windows(cut.windows)
     merged = joined.merge_many(sequences, cut, outputs)
     ends = np.cumsum(cut.counts)

@@ -13,6 +13,8 @@ serves ``[T, J, D]`` poses, ``[T, C]`` flattened coordinates and ``[T, J]`` mask
 
 from __future__ import annotations
 
+from collections.abc import Sequence as Seq
+
 import numpy as np
 
 from hanet.config import ModelConfig
@@ -30,7 +32,9 @@ from hanet.data.schema import Sequence
 from hanet.skeletons import JointLayout, get_layout
 
 __all__ = [
+    "joined_windows",
     "key_frame_mask",
+    "measured_groups",
     "merge_windows",
     "split_windows",
     "stacked_window_arrays",
@@ -325,6 +329,28 @@ def window_arrays(
     )
 
 
+def joined_windows(
+    lengths: Seq[int], starts: Seq[np.ndarray], window_size: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The windows of sequences joined end to end, as one gather: ``(owner, index, valid)``,
+    the sequence of each window, the joined frame at each of its positions, and whether that
+    position is a real frame. Past its end a window repeats its own sequence's last frame (as
+    :func:`split_windows` pads).
+
+    Shape:
+        lengths: ``[S]``; starts[i]: ``[W_i]`` (starts within sequence i); owner: ``[W]``;
+        index, valid: ``[W, T]``.
+    """
+    lengths = np.asarray(lengths, dtype=np.int64)
+    counts = np.array([len(x) for x in starts], dtype=np.int64)
+    owner = np.repeat(np.arange(len(lengths)), counts)  # [W] the sequence of each window
+    first = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
+    local = np.concatenate(starts)[:, None] + np.arange(window_size)[None, :]  # [W, T]
+    last = (lengths - 1)[owner][:, None]
+    index = first[owner][:, None] + np.minimum(local, last)  # [W, T] into the joined frames
+    return owner, index, local <= last
+
+
 def stacked_window_arrays(
     seqs: list[Sequence],
     model: ModelConfig,
@@ -357,15 +383,7 @@ def stacked_window_arrays(
     starts = [
         window_starts(s.num_frames, model, split, train_stride, test_stride_q, size) for s in seqs
     ]
-    counts = np.array([len(x) for x in starts])
-    owner = np.repeat(np.arange(len(seqs)), counts)  # [W] the sequence of each window
-    lengths = np.array([s.num_frames for s in seqs])
-    first = np.concatenate([[0], np.cumsum(lengths)[:-1]])
-    local = np.concatenate(starts)[:, None] + np.arange(size)[None, :]  # [W, T]
-    last = (lengths - 1)[owner][:, None]
-    valid = local <= last
-    # Past its end a window repeats the sequence's last frame (as split_windows pads).
-    index = first[owner][:, None] + np.minimum(local, last)  # [W, T] into the joined frames
+    owner, index, valid = joined_windows([s.num_frames for s in seqs], starts, size)
     filled = np.concatenate([filled_input(s) for s in seqs])  # [F, J, D]
     raw = filled[index]  # [W, T, J, D]
     supervised = np.concatenate([target_mask(s) for s in seqs])[index]  # [W, T, J]
@@ -382,16 +400,8 @@ def stacked_window_arrays(
     tg_offset = np.empty((count, size, dims), np.float32)
     inputs = np.empty((count, size, joints, dims), np.float32)
     targets = np.zeros((count, size, joints, dims), np.float32)
-    measured: dict[tuple[int, ...], FrameMeasures] = {}  # every frame, once per set of roots
-    for rows, seq in _norm_groups(seqs, owner):
+    for rows, seq, measures in measured_groups(seqs, owner, filled, index, normalisation):
         # One map per kind of sequence (representation, layout, image size, ground truth).
-        measures = None
-        if normalisation == "body":
-            roots = tuple(layout_roots(seq.layout, joints))
-            if roots not in measured:
-                measured[roots] = frame_measures(filled, list(roots))
-            frames = measured[roots]
-            measures = FrameMeasures(frames.extent[index[rows]], frames.root[index[rows]])
         in_norm = window_norm(
             raw[rows],
             valid[rows],
@@ -439,8 +449,37 @@ def stacked_window_arrays(
     }
 
 
+def measured_groups(
+    seqs: Seq[Sequence],
+    owner: np.ndarray,
+    filled: np.ndarray,
+    index: np.ndarray,
+    normalisation: str,
+) -> list[tuple[slice | np.ndarray, Sequence, FrameMeasures | None]]:
+    """The window rows of each kind of sequence that one map covers (one slice of all rows in
+    the usual case), a sequence of that kind, and for the body map the rows' frame measures
+    (None for the others), every joined frame measured once per set of roots.
+
+    Shape:
+        owner: ``[W]``; filled: ``[F, J, D]`` the joined frames; index: ``[W, T]`` into them
+        (:func:`joined_windows`).
+    """
+    measured: dict[tuple[int, ...], FrameMeasures] = {}
+    out: list[tuple[slice | np.ndarray, Sequence, FrameMeasures | None]] = []
+    for rows, seq in _norm_groups(seqs, owner):
+        measures = None
+        if normalisation == "body":
+            roots = tuple(layout_roots(seq.layout, filled.shape[1]))
+            if roots not in measured:
+                measured[roots] = frame_measures(filled, list(roots))
+            frames = measured[roots]
+            measures = FrameMeasures(frames.extent[index[rows]], frames.root[index[rows]])
+        out.append((rows, seq, measures))
+    return out
+
+
 def _norm_groups(
-    seqs: list[Sequence], owner: np.ndarray
+    seqs: Seq[Sequence], owner: np.ndarray
 ) -> list[tuple[slice | np.ndarray, Sequence]]:
     """The window rows of each kind of sequence that one map covers, with a sequence of that
     kind: one slice of all rows when every sequence is of one kind (the usual case)."""
