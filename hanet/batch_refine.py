@@ -37,7 +37,7 @@ from hanet.checkpoint import check_checkpoint, load_model
 from hanet.config import from_dict
 from hanet.io.errors import EndpointUnreachable, translated
 from hanet.io.location import Location
-from hanet.io.storage import delete_tree, open_input
+from hanet.io.storage import delete_tree, open_input, remove_temporaries
 from hanet.object_refiner import (
     RETRY_DELAYS_S,
     ROW_COLUMNS,
@@ -158,6 +158,10 @@ def run_refine(
     stored = check_checkpoint(checkpoint_bytes, name=checkpoint.uri)
     cfg = effective_config(stored, overrides)
     fmt = output_format or cfg.refine.output_format
+    # A job killed mid-write (its driver or an actor) can leave an atomic write's temporary;
+    # the objects it was writing have no done-record, so this run writes them again.
+    for rel in remove_temporaries(output):
+        log.info("%s: removed a temporary an interrupted run left", output.join(rel).uri)
     root, rels, not_inputs = discover_objects(source)
     names, name_errors = plan_outputs(rels, fmt)
     identity = model_identity(checkpoint_bytes, cfg, fmt)

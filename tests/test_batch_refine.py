@@ -41,6 +41,7 @@ from hanet.io.storage import (
     delete_tree,
     exists,
     fingerprint,
+    hidden_sibling,
     list_files,
     read_bytes,
     write_bytes_atomic,
@@ -470,6 +471,11 @@ def test_driver_killed_mid_job_rerun_gives_exactly_one_output_per_input(
             driver.wait()
     finished = _done_count(output)
     assert 3 <= finished < CORPUS_SIZE, "the driver was not killed mid-job"
+    # What a kill between an atomic write and its rename leaves (the kill above may or may
+    # not land there): the rerun removes it.
+    stale = hidden_sibling(output.join(DONE_DIR, rels[-1] + ".json"), "tmp")
+    Path(stale.path).parent.mkdir(parents=True, exist_ok=True)
+    Path(stale.path).write_text('{"input": ')
     summary = run_refine(parse_location(checkpoint), source, output, workers=1)
     assert summary.errors == [] and summary.written + summary.skipped == CORPUS_SIZE
     assert summary.skipped >= 3

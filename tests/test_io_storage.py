@@ -19,11 +19,13 @@ from hanet.io.storage import (
     delete_tree,
     exists,
     fingerprint,
+    hidden_sibling,
     is_dir,
     list_files,
     open_input,
     read_bytes,
     read_text,
+    remove_temporaries,
     subfolders,
     write_bytes_atomic,
     write_bytes_staged,
@@ -132,6 +134,24 @@ def test_local_atomic_write_failure_leaves_nothing(tmp_path: Path) -> None:
         write_bytes_atomic(target, object())  # type: ignore[arg-type]
     assert read_bytes(target) == b"old"
     assert sorted(os.listdir(tmp_path)) == ["out.bin"]
+
+
+def test_the_temporaries_a_killed_writer_left_are_removed_and_nothing_else(
+    tmp_path: Path,
+) -> None:
+    root = parse_location(tmp_path)
+    for rel in ("a/x.parquet", "_done/a/x.parquet.json", ".staging/part-0.parquet"):
+        write_bytes_atomic(root.join(rel), b"kept")
+    # An atomic write killed before its rename: the content half written, the name hidden.
+    stale = hidden_sibling(root.join("_done/a/y.parquet.json"), "tmp")
+    Path(stale.path).write_bytes(b'{"inp')
+    assert remove_temporaries(root) == [stale.relative_to(root)]
+    assert sorted(os.listdir(tmp_path / "_done" / "a")) == ["x.parquet.json"]
+    assert [read_bytes(root.join(r)) for r in ("a/x.parquet", ".staging/part-0.parquet")] == [
+        b"kept",
+        b"kept",
+    ]
+    assert remove_temporaries(root) == []
 
 
 def test_a_staged_write_rewrites_the_whole_file_under_its_final_name(tmp_path: Path) -> None:

@@ -20,6 +20,7 @@ import hashlib
 import logging
 import os
 import posixpath
+import re
 import uuid
 from collections.abc import Iterable
 from dataclasses import replace
@@ -46,6 +47,7 @@ __all__ = [
     "open_input",
     "read_bytes",
     "read_text",
+    "remove_temporaries",
     "subfolders",
     "write_bytes_atomic",
     "write_bytes_staged",
@@ -197,6 +199,24 @@ def hidden_sibling(loc: Location, tag: str) -> Location:
     """A hidden, unique name next to ``loc``: same filesystem (so a rename is atomic), and
     skipped by :func:`list_files`."""
     return loc.parent.join(f".{loc.name}.{tag}-{uuid.uuid4().hex[:12]}")
+
+
+# The temporaries of write_bytes_atomic and copy_file: hidden_sibling(loc, "tmp") names.
+_TEMPORARY = re.compile(r"\..+\.tmp-[0-9a-f]{12}")
+
+
+@translating
+def remove_temporaries(loc: Location) -> list[str]:
+    """Delete the temporary files that atomic writes below folder ``loc`` leave behind when
+    their process is killed between writing and renaming (the final names are never touched);
+    returns their paths relative to ``loc``. Only for a folder that no other job is writing:
+    a live writer's temporary would go too."""
+    removed = []
+    for rel, _ in all_files(loc):
+        if _TEMPORARY.fullmatch(posixpath.basename(rel)):
+            loc.join(rel).filesystem().delete_file(loc.join(rel).path)
+            removed.append(rel)
+    return removed
 
 
 def _require_file_target(loc: Location) -> None:
