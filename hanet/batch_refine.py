@@ -158,11 +158,13 @@ def run_refine(
     stored = check_checkpoint(checkpoint_bytes, name=checkpoint.uri)
     cfg = effective_config(stored, overrides)
     fmt = output_format or cfg.refine.output_format
-    # A job killed mid-write (its driver or an actor) can leave an atomic write's temporary;
-    # the objects it was writing have no done-record, so this run writes them again.
-    for rel in remove_temporaries(output):
-        log.info("%s: removed a temporary an interrupted run left", output.join(rel).uri)
     root, rels, not_inputs = discover_objects(source)
+    # A job killed mid-write (its driver or an actor) can leave a local atomic write's
+    # temporary (on S3 an object is one PUT: none); the objects it was writing have no
+    # done-record, so this run writes them again. After the input is listed, so that a storage
+    # that refuses or does not answer is named by the input.
+    for rel in remove_temporaries(output) if output.scheme == "file" else []:
+        log.info("%s: removed a temporary an interrupted run left", output.join(rel).uri)
     names, name_errors = plan_outputs(rels, fmt)
     identity = model_identity(checkpoint_bytes, cfg, fmt)
     items = [{"input": rel, "output": names[rel]} for rel in rels if rel in names]
