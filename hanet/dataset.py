@@ -235,16 +235,19 @@ def evaluation_sequences(cfg: Config, data: Location) -> tuple[list[Sequence], l
     Raises:
         ReadError: Nothing readable, or no labelled test sequence.
     """
+    skipped: list[str] = []
     if is_file(data):
         test, val = read_sequence_parquet(data), []
     elif exists(data.join("manifest.json")) or exists(data.join("sequences")):
         test, val = load_split(data, "test"), load_split(data, "val")
     else:
-        test, val = _read_published(cfg, data)
+        test, val = _read_published(cfg, data, skipped)
     test = [seq for seq in test if seq.gt is not None]
     val = [seq for seq in val if seq.gt is not None]
     if not test:
-        raise ReadError(f"{data.uri}: no test sequence with ground truth")
+        # The per-sequence warnings scroll by; the one line that ends the run says why.
+        why = f" ({len(skipped)} skipped; the first: {skipped[0]})" if skipped else ""
+        raise ReadError(f"{data.uri}: no test sequence with ground truth{why}")
     if not val:
         log.warning(
             "%s: no validation sequences; the classic filters are tuned on the test sequences",
@@ -253,11 +256,14 @@ def evaluation_sequences(cfg: Config, data: Location) -> tuple[list[Sequence], l
     return test, val
 
 
-def _read_published(cfg: Config, root: Location) -> tuple[list[Sequence], list[Sequence]]:
+def _read_published(
+    cfg: Config, root: Location, errors: list[str]
+) -> tuple[list[Sequence], list[Sequence]]:
+    """The test and validation sequences under a published-layout root; the sequences that
+    cannot be read are logged and appended to ``errors``."""
     data = cfg.data
     test: list[Sequence] = []
     val: list[Sequence] = []
-    errors: list[str] = []
     for pair in find_published_pairs(root, data.dataset, data.estimator):
         sequences = read_published_pair(
             pair, data.joint_layout, data.representation, data.fps, errors=errors

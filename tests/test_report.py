@@ -1,4 +1,5 @@
-"""TODO docstring"""
+"""The evaluation report: its tables, plots and GIF, the data it reads (preprocessed, published
+layout, causal mode) and the line it ends with when there is nothing to evaluate."""
 
 from __future__ import annotations
 
@@ -7,11 +8,13 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 from posedata import TINY_MODEL, parquet_bytes, pipeline
 
 from hanet.config import from_dict
 from hanet.data.schema import Sequence
 from hanet.dataset import evaluation_sequences
+from hanet.formats.common import ReadError
 from hanet.formats.safe_npz import load_npz
 from hanet.io.location import parse_location
 
@@ -103,3 +106,24 @@ def test_evaluate_scores_causal_refinement(tmp_path: Path, checkpoint: Path, sam
     assert result["table"]["HANet"] == expected
     offline, _ = evaluate_method(sequences, lambda s: refiner.refine(s).pred)
     assert result["table"]["HANet"] != offline
+
+
+def test_evaluate_says_why_no_test_sequence_was_read(tmp_path: Path, sample_dir: Path) -> None:
+    # Another skeleton than the config's (17 joints, stored flat as T x 34): every sequence is
+    # skipped, and the one line that ends the run must say why, not only that none was found.
+    for rel in (
+        "groundtruth_poses/mocap2d/mocap2d_gt_test.npz",
+        "detected_poses/mocap2d/simplebaseline/mocap2d_simplebaseline_test.npz",
+    ):
+        arrays = {k: v[:2] for k, v in load_npz(parse_location(sample_dir / rel)).items()}
+        widened = np.empty(len(arrays["joints_2d"]), dtype=object)
+        widened[:] = [np.concatenate([j, j[:, :4]], axis=1) for j in arrays["joints_2d"]]
+        arrays["joints_2d"] = widened
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        np.savez(tmp_path / rel, **arrays)
+    with pytest.raises(ReadError) as raised:
+        evaluation_sequences(from_dict(TINY_MODEL), parse_location(tmp_path))
+    message = str(raised.value)
+    assert "\n" not in message and message.startswith(str(tmp_path))
+    assert "no test sequence with ground truth (2 skipped; the first:" in message
+    assert "17 joints" in message and "15" in message
