@@ -33,13 +33,13 @@ import numpy as np
 import torch
 
 from hanet.config import Config
-from hanet.data.plausibility import Reference, reference
+from hanet.data.plausibility import Reference, reference, references
 from hanet.data.schema import Sequence, units_warning
 from hanet.formats.dispatch import encode_as, read_any
 from hanet.io.location import Location
 from hanet.io.retry import retry_unreachable
 from hanet.io.storage import fingerprint, write_bytes_atomic
-from hanet.output_checks import check_refined
+from hanet.output_checks import check_refined_many
 from hanet.records import is_current, read_done_record, write_done_record
 from hanet.refiner import Cut, Refiner
 
@@ -218,7 +218,7 @@ class ObjectRefiner:
             )
             return None
         sequences = read_object(location, self.cfg)
-        refs = [reference(seq.pred, seq.observed(), seq.representation) for seq in sequences]
+        refs = _references(sequences)
         warnings = [text for text in map(units_warning, sequences, refs) if text]
         if warnings:
             more = f" (and {len(warnings) - 1} more sequence(s))" if len(warnings) > 1 else ""
@@ -247,15 +247,16 @@ class ObjectRefiner:
     def _finish(self, read: _Read) -> None:
         """Merge, check, encode and write one object, then commit it with its done-record."""
         row, out_rel = read.row, read.row["output"]
-        refined, moved, frames = [], 0.0, 0
         assert read.outputs is not None
         merged = self.refiner.merge_many(read.sequences, read.cut, read.outputs)
-        for seq, ref, pred in zip(read.sequences, read.refs, merged):
-            result = dataclasses.replace(seq, pred=pred)
-            moved += check_refined(seq, result, ref) * seq.num_frames
-            frames += seq.num_frames
-            refined.append(result)
-        displacement = moved / frames if frames else 0.0
+        moved = check_refined_many(read.sequences, merged, read.refs)
+        refined = [dataclasses.replace(seq, pred=pred) for seq, pred in zip(read.sequences, merged)]
+        frames = sum(seq.num_frames for seq in read.sequences)
+        displacement = (
+            sum(d * seq.num_frames for d, seq in zip(moved, read.sequences)) / frames
+            if frames
+            else 0.0
+        )
         data = encode_as(read.location, refined, self.output_format, self.cfg.data.representation)
         write_bytes_atomic(self.output.join(out_rel), data)
         write_done_record(
@@ -289,6 +290,14 @@ class ObjectRefiner:
                 row["seconds"] = seconds * row["frames"] / frames
             else:
                 row["seconds"] = 0.0
+
+
+def _references(sequences: list[Sequence]) -> list[Reference]:
+    """Each input's body size and extent (one pass when they share a representation)."""
+    if len({seq.representation for seq in sequences}) > 1:
+        return [reference(seq.pred, seq.observed(), seq.representation) for seq in sequences]
+    poses, masks = [seq.pred for seq in sequences], [seq.observed() for seq in sequences]
+    return references(poses, masks, sequences[0].representation if sequences else "2D")
 
 
 def _raise(err: BaseException) -> None:

@@ -3,20 +3,22 @@ written.
 
 A model with damaged weights, or one fed something it was never trained on, can return NaN or
 absurd coordinates for every frame while the masks still say the joints were observed. The
-batch job calls :func:`check_refined` on every refined sequence of an object before writing
-it; a failure sends the object to the errors manifest with the reason instead.
+batch job checks every refined sequence of an object (:func:`check_refined_many`) before
+writing it; a failure sends the object to the errors manifest with the reason instead.
 """
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
-from hanet.data.plausibility import Reference, outside_reference, reference
+from hanet.data.plausibility import LIMIT, Reference, outside_reference, reference
 from hanet.data.schema import Sequence
 from hanet.errors import UserError
 from hanet.skeletons import get_layout
 
-__all__ = ["RefinedPoseError", "check_refined", "displacement"]
+__all__ = ["RefinedPoseError", "check_refined", "check_refined_many", "displacement"]
 
 
 class RefinedPoseError(UserError, ValueError):
@@ -77,3 +79,61 @@ def displacement(original: Sequence, poses: np.ndarray, scale: float | None) -> 
         return 0.0
     moved = np.linalg.norm(poses.astype(np.float64) - original.pred, axis=-1)  # [T, J]
     return float(moved[mask].mean() / scale)
+
+
+def check_refined_many(
+    originals: list[Sequence], refined: list[np.ndarray], refs: list[Reference]
+) -> list[float]:
+    """:func:`check_refined` of each sequence of an object (refined poses ``refined[i]`` of
+    ``originals[i]``, whose references are ``refs``), judged together: one pass over the joined
+    frames clears every sequence in the usual case; where anything is off, the sequences are
+    looked at one by one, so the error is :func:`check_refined`'s own for the first bad one.
+
+    Returns:
+        Each sequence's displacement, as :func:`check_refined` returns it.
+
+    Raises:
+        RefinedPoseError: as :func:`check_refined`, for the first sequence that fails.
+    """
+    shapes = {o.pred.shape[1:] for o in originals}
+    if (
+        len(shapes) > 1
+        or any(p.shape != o.pred.shape for o, p in zip(originals, refined))
+        or any(r.representation == "smpl" for r in refs)
+    ):
+        return [check_refined(o, _with(o, p), r) for o, p, r in zip(originals, refined, refs)]
+    if not originals:
+        return []
+    lengths = [o.num_frames for o in originals]
+    starts = np.cumsum([0] + lengths[:-1])
+    poses = np.concatenate(refined).astype(np.float64)  # [F, J, D]
+    inputs = np.concatenate([o.pred for o in originals])
+    # Per frame, its sequence's extent and body size (0 and inf: nothing to judge against).
+    judged = [r.scale is not None and r.low is not None and r.high is not None for r in refs]
+    dims = poses.shape[-1]
+    low = np.repeat([r.low if ok else np.zeros(dims) for r, ok in zip(refs, judged)], lengths, 0)
+    high = np.repeat([r.high if ok else np.zeros(dims) for r, ok in zip(refs, judged)], lengths, 0)
+    scale = np.repeat([r.scale if ok else np.inf for r, ok in zip(refs, judged)], lengths)
+    with np.errstate(invalid="ignore"):
+        beyond = np.maximum(low[:, None] - poses, poses - high[:, None]).max(axis=-1)  # [F, J]
+        flagged = np.maximum(beyond, 0.0) / scale[:, None] > LIMIT  # as outside_reference
+    if flagged.any():
+        # The image margin forgives what lies near a known picture (outside_reference); NaN
+        # (no image) compares False and forgives nothing.
+        sizes = [o.image_size if o.representation == "2D" else None for o in originals]
+        size = np.repeat([s or (np.nan,) * dims for s in sizes], lengths, 0)[:, None]
+        flagged &= ~((poses >= -size) & (poses <= 2 * size)).all(axis=-1)
+    if flagged.any() or not np.isfinite(poses).all():
+        return [check_refined(o, _with(o, p), r) for o, p, r in zip(originals, refined, refs)]
+    mask = np.concatenate([o.observed() for o in originals])  # [F, J]
+    moved = np.where(mask, np.linalg.norm(poses - inputs, axis=-1), 0.0)
+    totals = np.add.reduceat(moved.sum(axis=1), starts)
+    counts = np.add.reduceat(mask.sum(axis=1), starts)
+    return [
+        float(total / count / r.scale) if r.scale and count else 0.0
+        for total, count, r in zip(totals, counts, refs)
+    ]
+
+
+def _with(original: Sequence, poses: np.ndarray) -> Sequence:
+    return dataclasses.replace(original, pred=poses)

@@ -19,6 +19,7 @@ from hanet.data.plausibility import (
     nanmedian_rows,
     outside_reference,
     reference,
+    references,
     units_problem,
     units_problem_of,
 )
@@ -306,3 +307,27 @@ def test_implausibility_names_what_validation_one_by_one_names(sample_sequences)
             expected = str(err)
         assert (None if problem is None else str(problem)) == expected
     assert [problem is not None for problem in found] == [False, True, False, True, False]
+
+
+@pytest.mark.parametrize("representation", ["2D", "3D", "smpl"])
+def test_references_of_many_sequences_are_each_ones_own(representation) -> None:
+    rng = np.random.default_rng(3)
+    sequences = []
+    for frames in (40, 1, 17, 25):
+        if representation == "smpl":
+            poses = rotations()[:frames]
+        else:
+            dims = 2 if representation == "2D" else 3
+            poses = walking(15, dims, 200.0 if dims == 2 else 1.7, travel=50.0, origin=300.0)
+            poses = poses[:frames] + rng.normal(0, 3, poses[:frames].shape).astype(np.float32)
+        mask = rng.random(poses.shape[:2]) > 0.3
+        mask[:, 0] = True
+        if frames > 1:
+            mask[frames // 2] = False  # a frame with nothing observed
+        sequences.append((poses, mask))
+    together = references([p for p, _ in sequences], [m for _, m in sequences], representation)
+    for (poses, mask), ref in zip(sequences, together):
+        alone = reference(poses, mask, representation)
+        assert ref.representation == alone.representation and ref.scale == alone.scale
+        for got, want in ((ref.low, alone.low), (ref.high, alone.high)):
+            assert (got is None and want is None) or np.array_equal(got, want)

@@ -55,6 +55,7 @@ __all__ = [
     "nanmedian_rows",
     "outside_reference",
     "reference",
+    "references",
     "units_problem",
     "units_problem_of",
 ]
@@ -282,6 +283,44 @@ def reference(poses: np.ndarray, mask: np.ndarray, representation: str) -> Refer
     centres, _, scale = _positions(poses, mask)
     known = centres[np.isfinite(centres).all(axis=1)]
     return Reference(representation, scale, known.min(axis=0), known.max(axis=0))
+
+
+def references(
+    poses: list[np.ndarray], masks: list[np.ndarray], representation: str
+) -> list[Reference]:
+    """:func:`reference` of each of several sequences, the same values, measured together: the
+    per-frame centres and spreads of every sequence in one pass (an object of a few short
+    tracks otherwise pays numpy's per-call cost a dozen times per track).
+
+    Shape:
+        poses[i]: ``[T_i, J, D]``; masks[i]: ``[T_i, J]``.
+    """
+    if representation == "smpl" or not poses:
+        return [reference(p, m, representation) for p, m in zip(poses, masks)]
+    lengths = [len(p) for p in poses]
+    starts = np.cumsum([0] + lengths[:-1])
+    observed = np.where(
+        np.concatenate(masks)[..., None],
+        np.concatenate(poses).astype(np.float32, copy=False),
+        np.float32(np.nan),
+    )
+    with np.errstate(over="ignore", invalid="ignore"):
+        centres = nanmedian_rows(observed)  # [F, D]
+        spreads = nanmedian_rows(np.linalg.norm(observed - centres[:, None, :], axis=-1))
+    known = np.isfinite(centres).all(axis=1)  # [F]
+    measurable = np.isfinite(spreads) & (spreads > 0)
+    low = np.fmin.reduceat(np.where(known[:, None], centres, np.inf), starts, axis=0)
+    high = np.fmax.reduceat(np.where(known[:, None], centres, -np.inf), starts, axis=0)
+    found = np.add.reduceat(known, starts)
+    out = []
+    for i, (begin, length) in enumerate(zip(starts, lengths)):
+        if not found[i]:  # no frame observed: reference's own answer (or error)
+            out.append(reference(poses[i], masks[i], representation))
+            continue
+        own = spreads[begin : begin + length][measurable[begin : begin + length]]
+        scale = float(_median(own)) if own.size else None
+        out.append(Reference(representation, scale, low[i], high[i]))
+    return out
 
 
 def outside_reference(

@@ -29,7 +29,9 @@ def read_sequence_parquet(location: Location) -> list[Sequence]:
     try:
         # ParquetFile reads the one file directly: read_table goes through the datasets
         # layer, 0.4-0.6 ms more per file (a third of reading a file of a few sequences).
-        table = pq.ParquetFile(io.BytesIO(read_bytes(location))).read()
+        # One thread: a file of a few tracks decodes faster than it is handed out to Arrow's
+        # pool (1.0 against 1.3 ms), and its reader (a refinement actor) has a core or less.
+        table = pq.ParquetFile(io.BytesIO(read_bytes(location))).read(use_threads=False)
     except (FileNotFoundError, StorageError):
         raise  # not the file's fault: a missing file, or storage that refused or did not answer
     except Exception as err:  # pyarrow raises several types for a broken file
