@@ -71,6 +71,73 @@ def copies_of(sequences: list, copies: int, max_frames: int | None = None) -> li
     return out
 
 
+def bare_model_frames_per_s(
+    refiner, sequences: list, workers: int, threads: int, seconds: float, rounds: int
+) -> tuple[float, dict[str, float]]:
+    """The bare model's best pace on the resources a job's actors get, and how it was reached:
+    one process with ``workers * threads`` torch threads (:func:`bare_frames_per_s`), or
+    ``workers`` processes of ``threads`` threads running at once, as the actors do
+    (:func:`bare_frames_per_s_in_processes`). Where threads scale badly (two threads were 1.3
+    to 1.5 times one on a shared 2-core machine, two processes 2 times), the first alone would
+    flatter every ratio to it."""
+    paces = {
+        "one process": bare_frames_per_s(refiner, sequences, workers * threads, seconds, rounds)
+    }
+    if workers > 1:
+        paces[f"{workers} processes"] = bare_frames_per_s_in_processes(
+            refiner, sequences, workers, threads, seconds, rounds
+        )
+    return max(paces.values()), paces
+
+
+def bare_frames_per_s_in_processes(
+    refiner, sequences: list, processes: int, threads: int, seconds: float, rounds: int
+) -> float:
+    """Frames/s of ``processes`` processes (``threads`` torch threads each) running the
+    forward pass at once, summed: the bare model on the cores a job's actors share. Each runs
+    batches of the same windows for ``seconds`` per round, the rounds started together; the
+    fastest round counts (as in :func:`bare_frames_per_s`)."""
+    import multiprocessing
+
+    windows = refiner.cut_many(sequences).windows
+    frames_per_window = sum(seq.num_frames for seq in sequences) / len(windows)
+    # The pace does not depend on the values: a few thousand windows are as good as all.
+    sample = windows[:4096]
+    context = multiprocessing.get_context("spawn")  # no forked torch thread pools
+    barrier, results = context.Barrier(processes), context.Queue()
+    workers = [
+        context.Process(
+            target=_bare_worker, args=(refiner, sample, threads, seconds, rounds, barrier, results)
+        )
+        for _ in range(processes)
+    ]
+    for worker in workers:
+        worker.start()
+    paces = [results.get() for _ in workers]  # windows/s of each process in each round
+    for worker in workers:
+        worker.join()
+    return max(sum(round_paces) for round_paces in zip(*paces)) * frames_per_window
+
+
+def _bare_worker(refiner, windows, threads, seconds, rounds, barrier, results) -> None:
+    import torch
+
+    torch.set_num_threads(threads)
+    size = refiner.batch_windows
+    refiner.run_windows(windows[:size])  # warm-up, as in bare_frames_per_s
+    paces = []
+    for _ in range(rounds):
+        barrier.wait()
+        began, done, begin = time.perf_counter(), 0, 0
+        while time.perf_counter() - began < seconds:
+            batch = windows[begin : begin + size]
+            refiner.run_windows(batch)
+            done += len(batch)
+            begin = begin + size if begin + size < len(windows) else 0
+        paces.append(done / (time.perf_counter() - began))
+    results.put(paces)
+
+
 def bare_frames_per_s(
     refiner, sequences: list, threads: int, seconds: float = 0.0, rounds: int = 1
 ) -> float:

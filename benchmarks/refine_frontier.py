@@ -16,9 +16,11 @@ interval, ``W`` its window length), optionally with a ``refine.smooth_sigma`` af
   sequence Parquet (Parquet in, Parquet out, ``--workers`` actors of ``--threads`` torch
   threads), timed from the call to its return; ``steady`` leaves out actor start-up and
   checkpoint loading (frames over the actors' busy time), which a large corpus amortises;
-- bare: the forward pass alone over exactly the windows the refiner cuts, in this process
-  with ``workers x threads`` torch threads, the fastest of 3 rounds of at least 2 s each,
-  measured before the job.
+- bare: the forward pass alone over exactly the windows the refiner cuts, at its best on the
+  actors' cores: one process with ``workers x threads`` torch threads or ``workers``
+  processes of ``threads`` threads at once, whichever is faster
+  (:func:`common.bare_model_frames_per_s`), the fastest of 3 rounds of 2 s each, measured
+  before the job.
 
 Everything runs side by side in one process on one machine. The table marks the rows that
 beat every tuned classic filter on every metric; the last line is ``RESULT {json}``.
@@ -33,7 +35,7 @@ from pathlib import Path
 
 import numpy as np
 from common import (
-    bare_frames_per_s,
+    bare_model_frames_per_s,
     copies_of,
     print_result,
     start_ray,
@@ -119,8 +121,9 @@ def main() -> None:
                 refiner = Refiner(net, cfg, device="cpu")
                 quality = scored([r.pred for r in refiner.refine_many(test)], test)
                 # Before the job (whose workers take a while to exit), the best of 3 rounds.
-                threads = args.workers * args.threads
-                bare = bare_frames_per_s(refiner, test, threads, seconds=2.0, rounds=3)
+                bare, _ = bare_model_frames_per_s(
+                    refiner, test, args.workers, args.threads, seconds=2.0, rounds=3
+                )
                 out = root / f"out-{index}-{step}-{sigma}"
                 summary = run_refine(
                     parse_location(checkpoint),
