@@ -95,22 +95,16 @@ def bare_frames_per_s_in_processes(
 ) -> float:
     """Frames/s of ``processes`` processes (``threads`` torch threads each) running the
     forward pass at once, summed: the bare model on the cores a job's actors share. Each runs
-    batches of the same windows for ``seconds`` per round, the rounds started together; the
-    fastest round counts (as in :func:`bare_frames_per_s`)."""
+    rounds of :func:`_paces` on the same windows, the rounds started together; the fastest
+    round counts (as in :func:`bare_frames_per_s`)."""
     import multiprocessing
 
     windows = refiner.cut_many(sequences).windows
     frames_per_window = sum(seq.num_frames for seq in sequences) / len(windows)
-    # The pace does not depend on the values: a few thousand windows are as good as all.
-    sample = windows[:4096]
     context = multiprocessing.get_context("spawn")  # no forked torch thread pools
     barrier, results = context.Barrier(processes), context.Queue()
-    workers = [
-        context.Process(
-            target=_bare_worker, args=(refiner, sample, threads, seconds, rounds, barrier, results)
-        )
-        for _ in range(processes)
-    ]
+    args = (refiner, windows[:_PACE_WINDOWS], threads, seconds, rounds, barrier, results)
+    workers = [context.Process(target=_bare_worker, args=args) for _ in range(processes)]
     for worker in workers:
         worker.start()
     paces = [results.get() for _ in workers]  # windows/s of each process in each round
@@ -119,46 +113,55 @@ def bare_frames_per_s_in_processes(
     return max(sum(round_paces) for round_paces in zip(*paces)) * frames_per_window
 
 
-def _bare_worker(refiner, windows, threads, seconds, rounds, barrier, results) -> None:
-    import torch
+# The pace does not depend on the values: a few thousand windows are as good as all of them.
+_PACE_WINDOWS = 4096
 
-    torch.set_num_threads(threads)
+
+def _paces(refiner, windows, seconds: float, rounds: int, barrier=None) -> list[float]:
+    """Windows/s of each of ``rounds`` rounds of ``seconds``, batch after batch of
+    ``windows`` (round after round), after a one-batch warm-up (allocator, kernels)."""
     size = refiner.batch_windows
-    refiner.run_windows(windows[:size])  # warm-up, as in bare_frames_per_s
+    refiner.run_windows(windows[:size])
     paces = []
     for _ in range(rounds):
-        barrier.wait()
+        if barrier is not None:
+            barrier.wait()
         began, done, begin = time.perf_counter(), 0, 0
-        while time.perf_counter() - began < seconds:
+        while not done or time.perf_counter() - began < seconds:
             batch = windows[begin : begin + size]
             refiner.run_windows(batch)
             done += len(batch)
             begin = begin + size if begin + size < len(windows) else 0
         paces.append(done / (time.perf_counter() - began))
-    results.put(paces)
+    return paces
+
+
+def _bare_worker(refiner, windows, threads, seconds, rounds, barrier, results) -> None:
+    import torch
+
+    torch.set_num_threads(threads)
+    results.put(_paces(refiner, windows, seconds, rounds, barrier))
 
 
 def bare_frames_per_s(
     refiner, sequences: list, threads: int, seconds: float = 0.0, rounds: int = 1
 ) -> float:
     """Frames/s of the forward pass alone (:meth:`hanet.refiner.Refiner.run_windows`) over
-    exactly the windows the refiner cuts from ``sequences``, in this process, after a one-batch
-    warm-up (allocator, kernels).
+    the windows the refiner cuts from ``sequences``, in this process.
 
-    Each of ``rounds`` rounds runs the windows over and over for at least ``seconds`` (once
-    when 0); the fastest round counts, so that a pause of this shared machine (the previous
-    job's workers exiting, say) does not pass for the model's pace.
+    With ``seconds`` 0, one pass over all of them after a one-batch warm-up. Otherwise each
+    of ``rounds`` rounds runs batches of (the first few thousand of) them for ``seconds``
+    (:func:`_paces`), and the fastest round counts, so that a pause of this shared machine
+    (the previous job's workers exiting, say) does not pass for the model's pace.
     """
     import torch
 
     torch.set_num_threads(threads)
     windows = refiner.cut_many(sequences).windows
+    frames_per_window = sum(seq.num_frames for seq in sequences) / len(windows)
+    if seconds:
+        return max(_paces(refiner, windows[:_PACE_WINDOWS], seconds, rounds)) * frames_per_window
     refiner.run_windows(windows[: refiner.batch_windows])
-    best = float("inf")
-    for _ in range(rounds):
-        began, passes = time.perf_counter(), 0
-        while not passes or time.perf_counter() - began < seconds:
-            refiner.run_windows(windows)
-            passes += 1
-        best = min(best, (time.perf_counter() - began) / passes)
-    return sum(seq.num_frames for seq in sequences) / best
+    began = time.perf_counter()
+    refiner.run_windows(windows)
+    return len(windows) * frames_per_window / (time.perf_counter() - began)
