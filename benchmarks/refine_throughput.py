@@ -114,7 +114,7 @@ def measure(
         began = time.perf_counter()
         fast.run_windows(refiner.cut_many(sequences[:4]).windows)
         compile_s = time.perf_counter() - began
-        compiled = bare_frames_per_s(fast, sequences, args.workers * args.threads)
+        compiled = bare_frames_per_s(fast, sequences, args.workers * args.threads, bare_seconds, 3)
     files = write_parquet_corpus(sequences, work / "input")
     frames = sum(seq.num_frames for seq in sequences)
 

@@ -13,7 +13,7 @@ import dataclasses
 
 import numpy as np
 
-from hanet.data.plausibility import LIMIT, Reference, outside_reference, reference
+from hanet.data.plausibility import LIMIT, Reference, in_image, outside_reference, reference
 from hanet.data.schema import Sequence
 from hanet.errors import UserError
 from hanet.skeletons import get_layout
@@ -122,7 +122,7 @@ def check_refined_many(
         # (no image) compares False and forgives nothing.
         sizes = [o.image_size if o.representation == "2D" else None for o in originals]
         size = np.repeat([s or (np.nan,) * dims for s in sizes], lengths, 0)[:, None]
-        flagged &= ~((poses >= -size) & (poses <= 2 * size)).all(axis=-1)
+        flagged &= ~in_image(poses, size)
     if flagged.any() or not np.isfinite(poses).all():
         return [check_refined(o, _with(o, p), r) for o, p, r in zip(originals, refined, refs)]
     mask = np.concatenate([o.observed() for o in originals])  # [F, J]

@@ -52,6 +52,7 @@ __all__ = [
     "Reference",
     "clear_of_implausible",
     "find_implausible",
+    "in_image",
     "nanmedian_rows",
     "outside_reference",
     "reference",
@@ -163,8 +164,13 @@ def _columns(poses: np.ndarray) -> np.ndarray:
     return np.linalg.norm(poses.astype(np.float64).reshape(frames, joints, 2, 3), axis=-1)
 
 
-def _in_image(poses: np.ndarray, image_size: tuple[int, int]) -> np.ndarray:
-    """[T, J] True inside the image extended by its own size on every side (2D only)."""
+def in_image(poses: np.ndarray, image_size: tuple[int, int] | np.ndarray) -> np.ndarray:
+    """[T, J] True inside the image extended by its own size on every side (2D only).
+
+    Shape:
+        poses: [T, J, 2]; image_size: ``(width, height)``, or one per frame ``[T, 1, 2]``
+        (NaN where a frame's image is unknown: nothing is inside it).
+    """
     size = np.asarray(image_size, dtype=np.float64)
     return ((poses >= -size) & (poses <= 2 * size)).all(axis=-1)
 
@@ -224,7 +230,7 @@ def find_implausible(
     frame_ratios = shift / (scale + movement)
     frames = mask & (frame_ratios > LIMIT)[:, None]
     if representation == "2D" and image_size is not None and (flagged.any() or frames.any()):
-        inside = _in_image(poses, image_size)
+        inside = in_image(poses, image_size)
         flagged &= ~inside
         frames &= ~inside
     joint_hit = _first(flagged, joint_ratios, poses, "its frame's pose centre", scale)
@@ -343,7 +349,7 @@ def outside_reference(
     ratios = np.maximum(beyond, 0.0) / ref.scale
     flagged = ratios > LIMIT
     if ref.representation == "2D" and image_size is not None:
-        flagged &= ~_in_image(poses, image_size)
+        flagged &= ~in_image(poses, image_size)
     return _first(flagged, ratios, poses, "the input's poses", ref.scale)
 
 
