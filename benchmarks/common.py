@@ -44,15 +44,15 @@ def print_result(figures: dict[str, Any]) -> None:
     print("RESULT " + json.dumps(figures, sort_keys=True, default=float), flush=True)
 
 
-def write_parquet_corpus(sequences: list, folder: Path) -> int:
-    """Sequences as sequence-Parquet files of ``SEQUENCES_PER_FILE`` each (a corpus for the
-    refinement benchmarks); returns the file count."""
+def write_parquet_corpus(sequences: list, folder: Path, per_file: int = SEQUENCES_PER_FILE) -> int:
+    """Sequences as sequence-Parquet files of ``per_file`` each (a corpus for the refinement
+    benchmarks); returns the file count."""
     from hanet.data.arrow import parquet_bytes, sequences_to_table
 
     folder.mkdir(parents=True)
     count = 0
-    for begin in range(0, len(sequences), SEQUENCES_PER_FILE):
-        chunk = sequences[begin : begin + SEQUENCES_PER_FILE]
+    for begin in range(0, len(sequences), per_file):
+        chunk = sequences[begin : begin + per_file]
         data = parquet_bytes(sequences_to_table(chunk))  # written as the pipeline writes them
         (folder / f"part-{count:04d}.parquet").write_bytes(data)
         count += 1

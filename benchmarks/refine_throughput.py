@@ -1,7 +1,7 @@
 """Batch-refinement throughput through Ray Data, as a ratio to the bare model's forward pass.
 
     python benchmarks/refine_throughput.py [--steps 1 5 10] [--seconds 30] [--paper-frames 9000]
-        [--workers 2] [--threads 1] [--compile]
+        [--workers 2] [--threads 1] [--sequences-per-file 4] [--compile]
 
 For the demo configuration (configs/demo_2D.yaml) at every ``refine.window_step`` in
 ``--steps``, and the paper 2D configuration (configs/jhmdb_simplebaseline_2D.yaml, about
@@ -12,10 +12,11 @@ For the demo configuration (configs/demo_2D.yaml) at every ``refine.window_step`
    the actors' cores: one process with ``workers * threads`` torch threads, or ``workers``
    processes of ``threads`` threads at once (as the actors run), whichever is faster; both
    are printed;
-2. the corpus: the bundled sample's sequences (both splits) as sequence Parquet, copied as
-   often as it takes for about ``--seconds`` of bare-model work (so actor start-up and
-   checkpoint loading are amortised as on a real corpus; the frame count is printed), or cut
-   to ``--paper-frames`` frames for the paper model;
+2. the corpus: the bundled sample's sequences (both splits: 135 clips of 24-160 frames, 70 on
+   average) as sequence Parquet, ``--sequences-per-file`` to a file, copied as often as it
+   takes for about ``--seconds`` of bare-model work (so actor start-up and checkpoint loading
+   are amortised as on a real corpus; the frame count is printed), or cut to
+   ``--paper-frames`` frames for the paper model;
 3. end to end: ``run_refine`` (Parquet in, Parquet out, ``--workers`` actors with ``--threads``
    torch threads each), timed from the call to its return, actor start-up and checkpoint
    loading included (a warm-up run on one file first starts Ray itself).
@@ -23,7 +24,10 @@ For the demo configuration (configs/demo_2D.yaml) at every ``refine.window_step`
 The table gives frames/s for both and their ratio (1.0 would mean the pipeline adds nothing to
 the model's own cost), plus a steady-state figure: frames over the actors' busy time per
 object (read, refine, write, done-record), i.e. without actor start-up and checkpoint loading.
-With ``--compile`` the demo configuration's bare model is timed a second time under
+Much of the pipeline's cost is paid per file (opening, decoding and encoding a Parquet file
+and writing its done-record cost about the same for one clip as for a few):
+``--sequences-per-file`` shows how the ratio depends on the corpus's file sizes. With
+``--compile`` the demo configuration's bare model is timed a second time under
 ``torch.compile`` (``refine.compile=true``), with its compiling first batch reported apart.
 Everything is measured side by side in one run on the same machine.
 """
@@ -115,7 +119,7 @@ def measure(
         fast.run_windows(refiner.cut_many(sequences[:4]).windows)
         compile_s = time.perf_counter() - began
         compiled = bare_frames_per_s(fast, sequences, args.workers * args.threads, bare_seconds, 3)
-    files = write_parquet_corpus(sequences, work / "input")
+    files = write_parquet_corpus(sequences, work / "input", args.sequences_per_file)
     frames = sum(seq.num_frames for seq in sequences)
 
     summary = run_refine(
@@ -159,6 +163,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="Torch threads per actor.")
     parser.add_argument("--cpus-per-actor", type=float, default=0.5)
     parser.add_argument(
+        "--sequences-per-file", type=int, default=4, help="Clips per input file of the corpus."
+    )
+    parser.add_argument(
         "--compile", action="store_true", help="Also time the bare model under torch.compile."
     )
     args = parser.parse_args()
@@ -193,7 +200,8 @@ def main() -> None:
     ray.shutdown()
     threads = args.workers * args.threads
     print(
-        f"\nRefinement throughput: Ray Data end to end (Parquet in -> Parquet out, "
+        f"\nRefinement throughput: Ray Data end to end (Parquet in -> Parquet out, files of "
+        f"{args.sequences_per_file} clip(s), "
         f"{args.workers} actor(s) x {args.threads} thread(s), actor start-up included) vs the "
         f"bare forward pass on the same windows, the faster of one process of {threads} "
         f"thread(s) and {args.workers} process(es) of {args.threads} at once; "
@@ -244,6 +252,7 @@ def main() -> None:
                     "bare_frames_per_s": round(r["bare"], 1),
                     "e2e_over_bare": round(r["e2e"] / r["bare"], 3),
                     "frames": r["frames"],
+                    "sequences_per_file": args.sequences_per_file,
                     **(
                         {"compiled_bare_frames_per_s": round(r["compiled"], 1)}
                         if r["compiled"]

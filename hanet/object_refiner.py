@@ -8,18 +8,22 @@ Packing
     pool while the model runs, their windows are packed into batches of
     ``refine.batch_windows`` across object boundaries, and each object's merge, checks and
     atomic write go back to the pool as soon as its last window has run. Storage waits (S3
-    round trips, fsync) then overlap the model's arithmetic instead of adding to it.
+    round trips) then overlap the model's arithmetic instead of adding to it.
 
-Error isolation
-    Everything that can go wrong with one object (it cannot be read, does not fit the
-    checkpoint, its refined poses are not finite or not plausible, its output cannot be
-    written) becomes that object's error row, naming it; the other objects of the call go on.
-    When the object store stops answering, the step is tried again after growing pauses
-    (every step is idempotent); an object it never answered for is marked ``unavailable``.
+Commit
+    Each object's output and then its done-record are written atomically but not synced one
+    by one; before a call returns, one :func:`hanet.io.storage.make_durable` syncs them all.
+    Synced write by write (four fsyncs per object, file and folder twice) they cost about
+    0.8 ms of CPU and 1.3-2 ms of waiting per object, against 0.4 and 0.8 ms synced together
+    (of the 8-11 ms an object of a few clips costs besides the model). A row says ``written``
+    only once that sync succeeded. If power fails before it, an object may keep a done-record
+    without its output's bytes; the record's SHA-256 then no longer matches, and a rerun
+    refines the object again.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import time
@@ -38,9 +42,14 @@ from hanet.data.schema import Sequence, units_warning
 from hanet.formats.dispatch import encode_as, read_any
 from hanet.io.location import Location
 from hanet.io.retry import retry_unreachable
-from hanet.io.storage import fingerprint, write_bytes_atomic
+from hanet.io.storage import delete_tree, fingerprint, make_durable, write_bytes_atomic
 from hanet.output_checks import check_refined_many
-from hanet.records import is_current, read_done_record, write_done_record
+from hanet.records import (
+    done_record_location,
+    is_current,
+    read_done_record,
+    write_done_record,
+)
 from hanet.refiner import Cut, Refiner
 
 log = logging.getLogger(__name__)
@@ -161,6 +170,7 @@ class ObjectRefiner:
         rows = [new_row(rel, out_rel) for rel, out_rel in items]
         pending: list[_Read] = []
         finishing: list[Future[None]] = []
+        written: list[tuple[dict[str, Any], list[Location]]] = []  # what the commit syncs
         with ThreadPoolExecutor(self.io_threads, thread_name_prefix="hanet-io") as pool:
             reads = [pool.submit(self._guarded, row, self._read, row) for row in rows]
             for future in reads:
@@ -169,11 +179,12 @@ class ObjectRefiner:
                     continue
                 pending.append(read)
                 if sum(item.windows for item in pending) >= self.refiner.batch_windows:
-                    finishing += self._run(pending, pool)
+                    finishing += self._run(pending, pool, written)
                     pending = []
-            finishing += self._run(pending, pool)
+            finishing += self._run(pending, pool, written)
             for future in finishing:
                 future.result()
+        self._commit(written)
         self._share_time(rows, time.perf_counter() - began)
         return rows
 
@@ -226,9 +237,14 @@ class ObjectRefiner:
         cut = self.refiner.cut_many(sequences)
         return _Read(row, location, input_fp, record, sequences, refs, cut)
 
-    def _run(self, reads: list[_Read], pool: ThreadPoolExecutor) -> list[Future[None]]:
+    def _run(
+        self,
+        reads: list[_Read],
+        pool: ThreadPoolExecutor,
+        written: list[tuple[dict[str, Any], list[Location]]],
+    ) -> list[Future[None]]:
         """Run the windows of ``reads`` as full batches; hand each object to the pool to be
-        finished."""
+        finished (its row and files then join ``written``)."""
         if not reads:
             return []
         windows = np.concatenate([read.cut.windows for read in reads])
@@ -242,10 +258,11 @@ class ObjectRefiner:
         for read in reads:
             read.outputs = outputs[offset : offset + read.windows]
             offset += read.windows
-        return [pool.submit(self._guarded, read.row, self._finish, read) for read in reads]
+        return [pool.submit(self._guarded, read.row, self._finish, read, written) for read in reads]
 
-    def _finish(self, read: _Read) -> None:
-        """Merge, check, encode and write one object, then commit it with its done-record."""
+    def _finish(self, read: _Read, written: list[tuple[dict[str, Any], list[Location]]]) -> None:
+        """Merge, check, encode and write one object and then its done-record, unsynced;
+        :meth:`_commit` makes them durable."""
         row, out_rel = read.row, read.row["output"]
         assert read.outputs is not None
         merged = self.refiner.merge_many(read.sequences, read.cut, read.outputs)
@@ -258,8 +275,9 @@ class ObjectRefiner:
             else 0.0
         )
         data = encode_as(read.location, refined, self.output_format, self.cfg.data.representation)
-        write_bytes_atomic(self.output.join(out_rel), data)
-        write_done_record(
+        target = self.output.join(out_rel)
+        write_bytes_atomic(target, data, durable=False)
+        record = write_done_record(
             self.output,
             row["input"],
             out_rel,
@@ -269,16 +287,34 @@ class ObjectRefiner:
             len(refined),
             frames,
             displacement=displacement,
+            durable=False,
         )
         previous = (read.record or {}).get("output")
         replaced = previous if previous and previous != out_rel else ""
         row.update(
-            status="written",
             sequences=len(refined),
             frames=frames,
             replaced=replaced,
             displacement=displacement,
         )
+        written.append((row, [target, record]))  # list.append is atomic: no lock needed
+
+    def _commit(self, written: list[tuple[dict[str, Any], list[Location]]]) -> None:
+        """Sync the outputs and done-records of ``written`` at once, then mark their rows
+        ``written``; if the disk refuses, each row says so and its done-record is removed, so
+        that a rerun refines the object again instead of trusting unsynced bytes."""
+        try:
+            make_durable(location for _, files in written for location in files)
+        except Exception as err:  # a disk that fails an fsync: nothing of this call counts
+            for row, _ in written:
+                where = self.output.join(row["output"]).uri
+                row["error"] = f"{type(err).__name__}: {where}: could not be synced ({err})"
+                log.warning("refine failed: %s", row["error"])
+                with contextlib.suppress(Exception):
+                    delete_tree(done_record_location(self.output, row["input"]))
+            return
+        for row, _ in written:
+            row["status"] = "written"
 
     @staticmethod
     def _share_time(rows: list[dict[str, Any]], seconds: float) -> None:

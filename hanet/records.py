@@ -299,10 +299,14 @@ def write_done_record(
     sequences: int,
     frames: int,
     displacement: float | None = None,
-) -> None:
+    durable: bool = True,
+) -> Location:
     """Write the done-record of input ``rel``: the commit point of one object, written only
-    once its output ``data`` is complete under ``out_rel``. ``displacement`` is how far the
-    refinement moved the poses (:func:`hanet.output_checks.displacement`)."""
+    once its output ``data`` is complete under ``out_rel``; returns where it was written.
+    ``displacement`` is how far the refinement moved the poses
+    (:func:`hanet.output_checks.displacement`). ``durable=False``: see
+    :func:`hanet.io.storage.write_bytes_atomic` (a record that a power loss leaves behind
+    without its output is harmless: :func:`is_current` checks the output's SHA-256)."""
     record = {
         "input": rel,
         "input_fingerprint": input_fingerprint,
@@ -315,6 +319,6 @@ def write_done_record(
         "displacement": None if displacement is None else round(displacement, 6),
         "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
-    write_text_atomic(
-        done_record_location(output, rel), json.dumps(record, indent=2, sort_keys=True)
-    )
+    where = done_record_location(output, rel)
+    write_text_atomic(where, json.dumps(record, indent=2, sort_keys=True), durable=durable)
+    return where

@@ -22,6 +22,7 @@ from hanet.io.storage import (
     hidden_sibling,
     is_dir,
     list_files,
+    make_durable,
     open_input,
     read_bytes,
     read_text,
@@ -134,6 +135,44 @@ def test_local_atomic_write_failure_leaves_nothing(tmp_path: Path) -> None:
         write_bytes_atomic(target, object())  # type: ignore[arg-type]
     assert read_bytes(target) == b"old"
     assert sorted(os.listdir(tmp_path)) == ["out.bin"]
+
+
+def _synced_paths(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Record the path of every fsync (files and folders), still syncing them."""
+    synced: list[str] = []
+    real = os.fsync
+
+    def fsync(fd: int) -> None:
+        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+        real(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    return synced
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="needs /proc to name an fd")
+def test_unsynced_writes_are_made_durable_once_per_file_and_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    synced = _synced_paths(monkeypatch)
+    root = parse_location(tmp_path)
+    # Durable by default: the temporary before its rename, then the folder (the rename).
+    write_bytes_atomic(root.join("a.bin"), b"a")
+    assert len(synced) == 2 and synced[1] == str(tmp_path)
+    assert os.path.basename(synced[0]).startswith(".a.bin.tmp")
+    synced.clear()
+    targets = [root.join("b.bin"), root.join("c.bin"), root.join("sub/d.bin")]
+    for loc in targets:
+        write_bytes_atomic(loc, b"x", durable=False)
+    assert synced == [] and [read_bytes(loc) for loc in targets] == [b"x"] * 3
+    make_durable([*targets, parse_location("s3://bucket/e.bin")])  # S3: nothing to sync
+    assert synced == [
+        *(str(tmp_path / name) for name in ("b.bin", "c.bin", "sub/d.bin")),
+        str(tmp_path),
+        str(tmp_path / "sub"),
+    ]
+    with pytest.raises(FileNotFoundError):
+        make_durable([root.join("never-written.bin")])
 
 
 def test_the_temporaries_a_killed_writer_left_are_removed_and_nothing_else(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -151,3 +152,58 @@ def _body_size(seq) -> float:
     centres = np.nanmedian(observed, axis=1, keepdims=True)
     spreads = np.nanmedian(np.linalg.norm(observed - centres, axis=-1), axis=1)
     return float(np.median(spreads[np.isfinite(spreads) & (spreads > 0)]))
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="needs /proc to name an fd")
+def test_a_call_syncs_every_output_and_record_once_before_it_returns(
+    tmp_path: Path, refiner: Refiner, sample_sequences, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    source, output = parse_location(tmp_path / "in"), parse_location(tmp_path / "out")
+    names = [f"o{i}.parquet" for i in range(3)]
+    for i, name in enumerate(names):
+        write_bytes_atomic(source.join(name), parquet_bytes(sample_sequences[i : i + 1]))
+    synced: list[str] = []
+    real = os.fsync
+
+    def fsync(fd: int) -> None:
+        path = os.readlink(f"/proc/self/fd/{fd}")
+        # Synced after the whole object is in place: its final name, never a temporary.
+        assert not os.path.basename(path).startswith("."), path
+        synced.append(path)
+        real(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    rows = _worker(refiner.model, refiner.config, source, output).process_many(
+        [(name, name) for name in names]
+    )
+    assert [row["status"] for row in rows] == ["written"] * 3
+    files = [output.join(name).path for name in names]
+    records = [done_record_location(output, name).path for name in names]
+    assert sorted(p for p in synced if p.endswith(".parquet")) == sorted(files)
+    assert sorted(p for p in synced if p.endswith(".json")) == sorted(records)
+    # Each folder once, after its files: the renames.
+    folders = [p for p in synced if os.path.isdir(p)]
+    assert sorted(folders) == sorted({os.path.dirname(p) for p in files + records})
+
+
+def test_a_failed_sync_counts_nothing_of_the_call_and_a_rerun_redoes_it(
+    tmp_path: Path, refiner: Refiner, sample_sequences, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    source, output = parse_location(tmp_path / "in"), parse_location(tmp_path / "out")
+    names = ["a.parquet", "b.parquet"]
+    for i, name in enumerate(names):
+        write_bytes_atomic(source.join(name), parquet_bytes(sample_sequences[i : i + 1]))
+    items = [(name, name) for name in names]
+    worker = _worker(refiner.model, refiner.config, source, output)
+
+    def failing(fd: int) -> None:
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(os, "fsync", failing)
+    rows = worker.process_many(items)
+    assert [row["status"] for row in rows] == ["error"] * 2
+    for row, name in zip(rows, names):
+        assert "could not be synced" in row["error"] and output.join(name).uri in row["error"]
+        assert not exists(done_record_location(output, name))  # never trusted by a rerun
+    monkeypatch.undo()
+    assert [row["status"] for row in worker.process_many(items)] == ["written"] * 2

@@ -44,6 +44,7 @@ __all__ = [
     "is_dir",
     "is_file",
     "list_files",
+    "make_durable",
     "open_input",
     "read_bytes",
     "read_text",
@@ -225,12 +226,19 @@ def _require_file_target(loc: Location) -> None:
 
 
 @translating
-def write_bytes_atomic(loc: Location, data: bytes | bytearray | memoryview) -> None:
+def write_bytes_atomic(
+    loc: Location, data: bytes | bytearray | memoryview, durable: bool = True
+) -> None:
     """Write a file so that readers see either the old content or the complete new one.
 
     Local: write a hidden temporary file in the same directory, fsync, then ``os.replace``
     (atomic on POSIX). Parent directories are created. S3: a single PUT, which S3 publishes
     atomically (an object is never visible half-written).
+
+    ``durable=False`` leaves out the two fsyncs (of the file, then of its folder): readers
+    still see the old content or the whole new one, but after a power loss the file may be
+    missing or empty. :func:`make_durable` then commits a group of such writes at once, for
+    half the CPU and a fraction of the waits of an fsync pair per file.
     """
     _require_file_target(loc)
     if loc.scheme == "s3":
@@ -242,13 +250,37 @@ def write_bytes_atomic(loc: Location, data: bytes | bytearray | memoryview) -> N
     try:
         with open(tmp, "wb") as handle:
             handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
+            if durable:
+                handle.flush()
+                os.fsync(handle.fileno())
         os.replace(tmp, loc.path)
     except BaseException:
         _silent_unlink(tmp)
         raise
-    fsync_dir(loc.parent.path)
+    if durable:
+        fsync_dir(loc.parent.path)
+
+
+def make_durable(locations: Iterable[Location]) -> None:
+    """Make files written with ``write_bytes_atomic(..., durable=False)`` durable: each local
+    file fsynced, then each of their folders once (their renames). S3 objects are durable
+    once written: nothing to do.
+
+    Raises:
+        OSError: A file could not be synced (it is missing, or the disk failed).
+    """
+    folders: dict[str, None] = {}
+    for loc in locations:
+        if loc.scheme != "file":
+            continue
+        fd = os.open(loc.path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        folders[loc.parent.path] = None
+    for folder in folders:
+        fsync_dir(folder)
 
 
 @translating
@@ -272,9 +304,11 @@ def write_bytes_staged(loc: Location, data: bytes | bytearray | memoryview) -> N
         os.fsync(handle.fileno())
 
 
-def write_text_atomic(loc: Location, text: str, encoding: str = "utf-8") -> None:
+def write_text_atomic(
+    loc: Location, text: str, encoding: str = "utf-8", durable: bool = True
+) -> None:
     """:func:`write_bytes_atomic` for text."""
-    write_bytes_atomic(loc, text.encode(encoding))
+    write_bytes_atomic(loc, text.encode(encoding), durable)
 
 
 def _silent_unlink(path: str) -> None:
