@@ -19,6 +19,13 @@ Commit
     only once that sync succeeded. If power fails before it, an object may keep a done-record
     without its output's bytes; the record's SHA-256 then no longer matches, and a rerun
     refines the object again.
+
+Error isolation
+    Everything that can go wrong with one object (it cannot be read, does not fit the
+    checkpoint, its refined poses are not finite or not plausible, its output cannot be
+    written) becomes that object's error row, naming it; the other objects of the call go on.
+    When the object store stops answering, the step is tried again after growing pauses
+    (every step is idempotent); an object it never answered for is marked ``unavailable``.
 """
 
 from __future__ import annotations
@@ -66,6 +73,8 @@ RETRY_DELAYS_S = (0.5, 1.0, 2.0, 4.0, 8.0)
 UNAVAILABLE = "unavailable"
 
 T = TypeVar("T")
+# An object written but not yet synced: its row, and its output and done-record.
+_Written = tuple[dict[str, Any], list[Location]]
 
 
 def read_object(location: Location, cfg: Config) -> list[Sequence]:
@@ -169,8 +178,7 @@ class ObjectRefiner:
         began = time.perf_counter()
         rows = [new_row(rel, out_rel) for rel, out_rel in items]
         pending: list[_Read] = []
-        finishing: list[Future[None]] = []
-        written: list[tuple[dict[str, Any], list[Location]]] = []  # what the commit syncs
+        finishing: list[Future[_Written | None]] = []
         with ThreadPoolExecutor(self.io_threads, thread_name_prefix="hanet-io") as pool:
             reads = [pool.submit(self._guarded, row, self._read, row) for row in rows]
             for future in reads:
@@ -179,11 +187,10 @@ class ObjectRefiner:
                     continue
                 pending.append(read)
                 if sum(item.windows for item in pending) >= self.refiner.batch_windows:
-                    finishing += self._run(pending, pool, written)
+                    finishing += self._run(pending, pool)
                     pending = []
-            finishing += self._run(pending, pool, written)
-            for future in finishing:
-                future.result()
+            finishing += self._run(pending, pool)
+            written = [done for done in (future.result() for future in finishing) if done]
         self._commit(written)
         self._share_time(rows, time.perf_counter() - began)
         return rows
@@ -237,14 +244,9 @@ class ObjectRefiner:
         cut = self.refiner.cut_many(sequences)
         return _Read(row, location, input_fp, record, sequences, refs, cut)
 
-    def _run(
-        self,
-        reads: list[_Read],
-        pool: ThreadPoolExecutor,
-        written: list[tuple[dict[str, Any], list[Location]]],
-    ) -> list[Future[None]]:
+    def _run(self, reads: list[_Read], pool: ThreadPoolExecutor) -> list[Future[_Written | None]]:
         """Run the windows of ``reads`` as full batches; hand each object to the pool to be
-        finished (its row and files then join ``written``)."""
+        finished."""
         if not reads:
             return []
         windows = np.concatenate([read.cut.windows for read in reads])
@@ -258,9 +260,9 @@ class ObjectRefiner:
         for read in reads:
             read.outputs = outputs[offset : offset + read.windows]
             offset += read.windows
-        return [pool.submit(self._guarded, read.row, self._finish, read, written) for read in reads]
+        return [pool.submit(self._guarded, read.row, self._finish, read) for read in reads]
 
-    def _finish(self, read: _Read, written: list[tuple[dict[str, Any], list[Location]]]) -> None:
+    def _finish(self, read: _Read) -> _Written:
         """Merge, check, encode and write one object and then its done-record, unsynced;
         :meth:`_commit` makes them durable."""
         row, out_rel = read.row, read.row["output"]
@@ -297,9 +299,9 @@ class ObjectRefiner:
             replaced=replaced,
             displacement=displacement,
         )
-        written.append((row, [target, record]))  # list.append is atomic: no lock needed
+        return row, [target, record]
 
-    def _commit(self, written: list[tuple[dict[str, Any], list[Location]]]) -> None:
+    def _commit(self, written: list[_Written]) -> None:
         """Sync the outputs and done-records of ``written`` at once, then mark their rows
         ``written``; if the disk refuses, each row says so and its done-record is removed, so
         that a rerun refines the object again instead of trusting unsynced bytes."""
