@@ -45,6 +45,7 @@ from common import (
     PAPER_CONFIG,
     REPO,
     SAMPLE_DIR,
+    SEQUENCES_PER_FILE,
     bare_frames_per_s,
     bare_model_frames_per_s,
     copies_of,
@@ -163,7 +164,10 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="Torch threads per actor.")
     parser.add_argument("--cpus-per-actor", type=float, default=0.5)
     parser.add_argument(
-        "--sequences-per-file", type=int, default=4, help="Clips per input file of the corpus."
+        "--sequences-per-file",
+        type=int,
+        default=SEQUENCES_PER_FILE,
+        help="Clips per input file of the corpus.",
     )
     parser.add_argument(
         "--compile", action="store_true", help="Also time the bare model under torch.compile."
