@@ -13,6 +13,7 @@ import dataclasses
 
 import numpy as np
 
+from hanet.data.folds import trailing_all, trailing_max, trailing_norm
 from hanet.data.plausibility import LIMIT, Reference, in_image, outside_reference, reference
 from hanet.data.schema import Sequence
 from hanet.errors import UserError
@@ -49,7 +50,7 @@ def check_refined(original: Sequence, refined: Sequence, ref: Reference | None =
             f"{where}: refined poses have shape {poses.shape}, the input {original.pred.shape}"
         )
     joints = get_layout(original.layout).joints
-    broken = ~np.isfinite(poses).all(axis=-1)  # [T, J]
+    broken = ~trailing_all(np.isfinite(poses))  # [T, J]
     if broken.any():
         frame, joint = (int(i) for i in np.argwhere(broken)[0])
         raise RefinedPoseError(
@@ -77,7 +78,7 @@ def displacement(original: Sequence, poses: np.ndarray, scale: float | None) -> 
     mask = original.observed()
     if not scale or not mask.any():
         return 0.0
-    moved = np.linalg.norm(poses.astype(np.float64) - original.pred, axis=-1)  # [T, J]
+    moved = trailing_norm(poses.astype(np.float64) - original.pred)  # [T, J]
     return float(moved[mask].mean() / scale)
 
 
@@ -115,7 +116,7 @@ def check_refined_many(
     high = np.repeat([r.high if ok else np.zeros(dims) for r, ok in zip(refs, judged)], lengths, 0)
     scale = np.repeat([r.scale if ok else np.inf for r, ok in zip(refs, judged)], lengths)
     with np.errstate(invalid="ignore"):
-        beyond = np.maximum(low[:, None] - poses, poses - high[:, None]).max(axis=-1)  # [F, J]
+        beyond = trailing_max(np.maximum(low[:, None] - poses, poses - high[:, None]))  # [F, J]
         flagged = np.maximum(beyond, 0.0) / scale[:, None] > LIMIT  # as outside_reference
     if flagged.any():
         # The image margin forgives what lies near a known picture (outside_reference); NaN
@@ -126,7 +127,7 @@ def check_refined_many(
     if flagged.any() or not np.isfinite(poses).all():
         return [check_refined(o, _with(o, p), r) for o, p, r in zip(originals, refined, refs)]
     mask = np.concatenate([o.observed() for o in originals])  # [F, J]
-    moved = np.where(mask, np.linalg.norm(poses - inputs, axis=-1), 0.0)
+    moved = np.where(mask, trailing_norm(poses - inputs), 0.0)
     totals = np.add.reduceat(moved.sum(axis=1), starts)
     counts = np.add.reduceat(mask.sum(axis=1), starts)
     return [

@@ -12,7 +12,6 @@ on read. :func:`parquet_bytes` is the one way both are written.
 
 from __future__ import annotations
 
-import io
 import json
 from collections.abc import Iterable
 from typing import Any
@@ -98,7 +97,9 @@ def parquet_options(schema: pa.Schema) -> dict[str, Any]:
     - Sequence files: byte-stream-split float columns under lz4. Refinement reads and writes
       one per object, so speed comes first: on files of a few short tracks this writes in
       half the time of zstd (and reads in two thirds), in files of the same size (splitting
-      the floats' bytes lets lz4 find what zstd finds in the raw values).
+      the floats' bytes lets lz4 find what zstd finds in the raw values). No statistics for
+      their array columns: a minimum and maximum of all the values of a list column select
+      nothing, and left out they save a tenth of the writing time.
     """
     text = [f.name for f in schema if pa.types.is_string(f.type)]
     kind = (schema.metadata or {}).get(_KIND_KEY)
@@ -109,14 +110,20 @@ def parquet_options(schema: pa.Schema) -> dict[str, Any]:
         for f in schema
         if pa.types.is_list(f.type) and pa.types.is_floating(f.type.value_type)
     ]
-    return {"compression": "lz4", "use_dictionary": text, "use_byte_stream_split": floats}
+    scalars = [f.name for f in schema if not pa.types.is_list(f.type)]
+    return {
+        "compression": "lz4",
+        "use_dictionary": text,
+        "use_byte_stream_split": floats,
+        "write_statistics": scalars,
+    }
 
 
 def parquet_bytes(table: pa.Table) -> bytes:
     """``table`` as the bytes of one Parquet file, written with :func:`parquet_options`."""
-    buffer = io.BytesIO()
+    buffer = pa.BufferOutputStream()  # Arrow's own: no call back into Python per page
     pq.write_table(table, buffer, **parquet_options(table.schema))
-    return buffer.getvalue()
+    return buffer.getvalue().to_pybytes()
 
 
 # ----------------------------------------------------------------------------------------------

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from hanet.data.folds import fold, trailing_max
 from hanet.data.plausibility import nanmedian_rows
 from hanet.data.schema import SchemaError, Sequence
 from hanet.filters import fill_missing
@@ -202,8 +203,8 @@ def _extent(poses: np.ndarray) -> np.ndarray:
     """Per frame, ``max`` over axes of ``max - min`` over joints (float64), ``[..., T]``."""
     # max and min are exact in any float type: subtracting in float64 afterwards gives the
     # same extent as converting every value first, without a float64 copy of the poses.
-    high, low = poses.max(axis=-2), poses.min(axis=-2)
-    return (high.astype(np.float64) - low.astype(np.float64)).max(axis=-1)
+    high, low = fold(np.maximum, poses, -2), fold(np.minimum, poses, -2)
+    return trailing_max(high.astype(np.float64) - low.astype(np.float64))
 
 
 def body_size(

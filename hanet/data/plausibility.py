@@ -46,6 +46,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from hanet.data.folds import trailing_all, trailing_max, trailing_norm
+
 __all__ = [
     "LIMIT",
     "Implausible",
@@ -143,7 +145,7 @@ def _positions(poses: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndar
     observed = np.where(mask[..., None], poses.astype(np.float32, copy=False), np.float32(np.nan))
     centres = nanmedian_rows(observed)
     with np.errstate(over="ignore"):
-        distances = np.linalg.norm(observed - centres[:, None, :], axis=-1)
+        distances = trailing_norm(observed - centres[:, None, :])
     spreads = nanmedian_rows(distances)
     measurable = spreads[np.isfinite(spreads) & (spreads > 0)]
     scale = float(_median(measurable)) if measurable.size else None
@@ -161,7 +163,7 @@ def _median(values: np.ndarray) -> np.floating:
 def _columns(poses: np.ndarray) -> np.ndarray:
     """[T, J, 2] lengths of the two 3-vectors of each 6D rotation."""
     frames, joints, _ = poses.shape
-    return np.linalg.norm(poses.astype(np.float64).reshape(frames, joints, 2, 3), axis=-1)
+    return trailing_norm(poses.astype(np.float64).reshape(frames, joints, 2, 3))
 
 
 def in_image(poses: np.ndarray, image_size: tuple[int, int] | np.ndarray) -> np.ndarray:
@@ -172,7 +174,7 @@ def in_image(poses: np.ndarray, image_size: tuple[int, int] | np.ndarray) -> np.
         (NaN where a frame's image is unknown: nothing is inside it).
     """
     size = np.asarray(image_size, dtype=np.float64)
-    return ((poses >= -size) & (poses <= 2 * size)).all(axis=-1)
+    return trailing_all((poses >= -size) & (poses <= 2 * size))
 
 
 def _first(
@@ -215,7 +217,7 @@ def find_implausible(
     if representation == "smpl":
         lengths = _columns(poses)
         scale = max(1.0, float(np.median(lengths[mask]))) if mask.any() else 1.0
-        ratios = lengths.max(axis=-1) / scale
+        ratios = trailing_max(lengths) / scale
         return _first(mask & (ratios > LIMIT), ratios, poses, "a unit vector", scale)
     centres, distances, scale = _positions(poses, mask)
     if scale is None:
@@ -224,7 +226,7 @@ def find_implausible(
     flagged = mask & (joint_ratios > LIMIT)
     middle = nanmedian_rows(centres[None])[0]  # [D], over frames
     with np.errstate(over="ignore"):
-        shift = np.linalg.norm(centres - middle, axis=-1)  # NaN for frames with nothing observed
+        shift = trailing_norm(centres - middle)  # NaN for frames with nothing observed
     movement = float(nanmedian_rows(shift[None, :, None])[0, 0])
     # NaN (a frame with nothing observed) compares False: never flagged, never reported.
     frame_ratios = shift / (scale + movement)
@@ -265,13 +267,13 @@ def clear_of_implausible(poses: list[np.ndarray], masks: list[np.ndarray]) -> np
     observed = np.where(mask[..., None], joined, np.float32(np.nan))
     with np.errstate(over="ignore", invalid="ignore"):
         centres = nanmedian_rows(observed)  # [F, D]
-        distances = np.linalg.norm(observed - centres[:, None, :], axis=-1)  # [F, J]
+        distances = trailing_norm(observed - centres[:, None, :])  # [F, J]
         spreads = nanmedian_rows(distances)  # [F]
         measurable = np.isfinite(spreads) & (spreads > 0)
         smallest = np.minimum.reduceat(np.where(measurable, spreads, np.inf), starts)
         farthest = np.fmax.reduceat(np.fmax.reduce(distances, axis=1), starts)
         box = np.fmax.reduceat(centres, starts, axis=0) - np.fmin.reduceat(centres, starts, axis=0)
-        diagonal = np.sqrt((box.astype(np.float64) ** 2).sum(axis=-1))
+        diagonal = trailing_norm(box.astype(np.float64))
         bound = LIMIT * (1 - 1e-3) * smallest.astype(np.float64)
         # NaN (nothing observed at all) compares False: such a sequence has nothing to flag.
         return ~(farthest > bound) & ~(diagonal > bound)
@@ -312,7 +314,7 @@ def references(
     )
     with np.errstate(over="ignore", invalid="ignore"):
         centres = nanmedian_rows(observed)  # [F, D]
-        spreads = nanmedian_rows(np.linalg.norm(observed - centres[:, None, :], axis=-1))
+        spreads = nanmedian_rows(trailing_norm(observed - centres[:, None, :]))
     known = np.isfinite(centres).all(axis=1)  # [F]
     measurable = np.isfinite(spreads) & (spreads > 0)
     low = np.fmin.reduceat(np.where(known[:, None], centres, np.inf), starts, axis=0)
@@ -340,12 +342,12 @@ def outside_reference(
     """
     if ref.representation == "smpl":
         scale = max(1.0, ref.scale or 1.0)
-        ratios = _columns(poses).max(axis=-1) / scale
+        ratios = trailing_max(_columns(poses)) / scale
         return _first(ratios > LIMIT, ratios, poses, "a unit vector", scale)
     if ref.scale is None or ref.low is None or ref.high is None:
         return None
     values = poses.astype(np.float64)
-    beyond = np.maximum(ref.low - values, values - ref.high).max(axis=-1)  # [T, J]
+    beyond = trailing_max(np.maximum(ref.low - values, values - ref.high))  # [T, J]
     ratios = np.maximum(beyond, 0.0) / ref.scale
     flagged = ratios > LIMIT
     if ref.representation == "2D" and image_size is not None:

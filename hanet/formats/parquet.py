@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import io
-
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from hanet.data.arrow import parquet_bytes, sequences_to_table, table_to_sequences
@@ -31,7 +30,9 @@ def read_sequence_parquet(location: Location) -> list[Sequence]:
         # layer, 0.4-0.6 ms more per file (a third of reading a file of a few sequences).
         # One thread: a file of a few tracks decodes faster than it is handed out to Arrow's
         # pool (1.0 against 1.3 ms), and its reader (a refinement actor) has a core or less.
-        table = pq.ParquetFile(io.BytesIO(read_bytes(location))).read(use_threads=False)
+        # An Arrow buffer, not a Python file: Arrow then reads its pages without calling back
+        # into Python (0.45 against 0.67 ms for a file of 4 tracks).
+        table = pq.ParquetFile(pa.BufferReader(read_bytes(location))).read(use_threads=False)
     except (FileNotFoundError, StorageError):
         raise  # not the file's fault: a missing file, or storage that refused or did not answer
     except Exception as err:  # pyarrow raises several types for a broken file
