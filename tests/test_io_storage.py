@@ -173,6 +173,16 @@ def test_unsynced_writes_are_made_durable_once_per_file_and_folder(
     ]
     with pytest.raises(FileNotFoundError):
         make_durable([root.join("never-written.bin")])
+    # On threads: every file synced (in any order), each before the folders.
+    synced.clear()
+    many = [root.join(f"many/{i}.bin") for i in range(12)]
+    for loc in many:
+        write_bytes_atomic(loc, b"y", durable=False)
+    make_durable(many, threads=4)
+    assert sorted(synced[:-1]) == sorted(loc.path for loc in many)
+    assert synced[-1] == str(tmp_path / "many")
+    with pytest.raises(FileNotFoundError):
+        make_durable([*many, root.join("many/never-written.bin")], threads=4)
 
 
 def test_the_temporaries_a_killed_writer_left_are_removed_and_nothing_else(
