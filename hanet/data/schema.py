@@ -36,7 +36,6 @@ __all__ = [
     "implausibility",
     "safe_name",
     "units_warning",
-    "validate_many",
     "validate_sequence",
 ]
 
@@ -175,77 +174,6 @@ def validate_sequence(
     Raises:
         SchemaError: naming the source, the sequence and the problem.
     """
-    layout, arrays = _shaped_arrays(seq, expected_joints)
-    cleaned = _cleaned_values(arrays, seq.where())
-    if not cleaned["joint_mask"].any():
-        raise SchemaError(f"{seq.where()}: every joint of every frame is missing")
-    checked = _with_checked_fields(seq, layout, cleaned)
-    if plausibility:
-        _check_sequence_plausible(checked)
-    return checked
-
-
-def validate_many(sequences: list[Sequence]) -> list[Sequence | SchemaError]:
-    """:func:`validate_sequence` (``plausibility=False``) of each sequence, in order, a bad
-    one's error in its place, with the value checks of sequences alike run once over their
-    joined frames: a file of many short tracks otherwise pays numpy's cost per call a dozen
-    times per track (3 of the 23 ms besides the model that an object of 32 clips cost).
-
-    Every value check and mask is per frame, so joining changes no result; a sequence whose
-    checks fail anywhere is validated again on its own, so its error is exactly
-    :func:`validate_sequence`'s.
-    """
-    out: list[Sequence | SchemaError | None] = [None] * len(sequences)
-    groups: dict[tuple[Any, ...], list[tuple[int, JointLayout, dict[str, np.ndarray | None]]]]
-    groups = {}
-    for i, seq in enumerate(sequences):
-        try:
-            layout, arrays = _shaped_arrays(seq, None)
-        except SchemaError as err:
-            out[i] = err
-            continue
-        # Joined where the arrays agree in type, trailing shape and presence.
-        key = tuple(None if a is None else (a.dtype.str, a.shape[1:]) for a in arrays.values())
-        groups.setdefault(key, []).append((i, layout, arrays))
-    for members in groups.values():
-        joined = {
-            name: None if first is None else np.concatenate([m[2][name] for m in members])
-            for name, first in members[0][2].items()
-        }
-        lengths = [len(m[2]["pred"]) for m in members]  # type: ignore[arg-type]
-        starts = np.cumsum([0, *lengths[:-1]])
-        try:
-            cleaned = _cleaned_values(joined, "")
-        except SchemaError:  # a bad value somewhere: each sequence on its own says where
-            for i, _, _ in members:
-                out[i] = _validated_or_error(sequences[i])
-            continue
-        seen = np.logical_or.reduceat(cleaned["joint_mask"].any(axis=1), starts)
-        for (i, layout, _), begin, frames, anything in zip(members, starts, lengths, seen):
-            seq = sequences[i]
-            try:
-                rows = slice(begin, begin + frames)
-                own = {k: None if v is None else v[rows] for k, v in cleaned.items()}
-                if not anything:
-                    raise SchemaError(f"{seq.where()}: every joint of every frame is missing")
-                out[i] = _with_checked_fields(seq, layout, own)
-            except SchemaError as err:
-                out[i] = err
-    return out  # type: ignore[return-value]
-
-
-def _validated_or_error(seq: Sequence) -> Sequence | SchemaError:
-    try:
-        return validate_sequence(seq, plausibility=False)
-    except SchemaError as err:
-        return err
-
-
-def _shaped_arrays(
-    seq: Sequence, expected_joints: int | None
-) -> tuple[JointLayout, dict[str, np.ndarray | None]]:
-    """The checks of ``seq``'s id, layout and representation, and of its arrays' types and
-    shapes (not their values); its arrays by name."""
     where = seq.where()
     check_id(seq.sequence_id, "sequence id", where)
     try:
@@ -273,79 +201,47 @@ def _shaped_arrays(
             f"{where}: {dims} values per joint, but {seq.representation} needs "
             f"{REPRESENTATIONS[seq.representation]}"
         )
-    arrays: dict[str, np.ndarray | None] = {"pred": pred}
-    arrays["joint_mask"] = _optional(seq.joint_mask, (frames, joints), "joint mask", where, False)
-    gt = arrays["gt"] = _optional(seq.gt, pred.shape, "ground truth", where)
-    known = gt is not None
-    arrays["gt_mask"] = _optional(
-        seq.gt_mask if known else None, (frames,), "ground-truth mask", where, False
-    )
-    arrays["gt_joint_mask"] = _optional(
-        seq.gt_joint_mask if known else None,
-        (frames, joints),
-        "ground-truth joint mask",
-        where,
-        False,
-    )
-    arrays["confidence"] = _optional(seq.confidence, (frames, joints), "confidence", where)
-    arrays["bbox"] = _optional(seq.bbox, (frames, 4), "bbox", where)
-    return layout, arrays
-
-
-def _cleaned_values(arrays: dict[str, np.ndarray | None], where: str) -> dict[str, Any]:
-    """The value checks and masks of :func:`validate_sequence` on :func:`_shaped_arrays`'
-    arrays, of one sequence or of several joined: each step is per frame.
-
-    Shape:
-        pred, gt: ``[F, J, D]``; joint_mask, gt_joint_mask, confidence: ``[F, J]``;
-        gt_mask: ``[F]``; bbox: ``[F, 4]``.
-    """
-    pred = arrays["pred"].astype(np.float32)  # type: ignore[union-attr]
+    pred = pred.astype(np.float32)
     if np.isinf(pred).any():
         raise SchemaError(f"{where}: poses contain inf (frame {_first_bad_frame(pred)})")
-    frames, joints = pred.shape[:2]
-    given = arrays["joint_mask"]
-    joint_mask = np.ones((frames, joints), bool) if given is None else given.astype(bool)
+    joint_mask = np.ones((frames, joints), dtype=bool)
+    if seq.joint_mask is not None:
+        joint_mask = _shaped(seq.joint_mask, (frames, joints), "joint mask", where).astype(bool)
     joint_mask &= ~trailing_any(np.isnan(pred))
-    out: dict[str, Any] = {
-        "pred": np.where(np.isnan(pred), 0.0, pred).astype(np.float32),
-        "joint_mask": joint_mask,
-        "gt": None,
-        "gt_mask": None,
-        "gt_joint_mask": None,
-        "confidence": None,
-        "bbox": None,
-    }
-    if arrays["gt"] is not None:
-        gt = arrays["gt"].astype(np.float32)
+    pred = np.where(np.isnan(pred), 0.0, pred).astype(np.float32)
+    if not joint_mask.any():
+        raise SchemaError(f"{where}: every joint of every frame is missing")
+
+    gt, gt_mask, gt_joint_mask = None, None, None
+    if seq.gt is not None:
+        gt = _shaped(_numeric(seq.gt, "ground truth", where), pred.shape, "ground truth", where)
+        gt = gt.astype(np.float32)
         if np.isinf(gt).any():
             raise SchemaError(f"{where}: ground truth contains inf (frame {_first_bad_frame(gt)})")
-        given = arrays["gt_mask"]
-        gt_mask = np.ones(frames, bool) if given is None else given.astype(bool)
-        given = arrays["gt_joint_mask"]
-        gt_joint_mask = np.ones((frames, joints), bool) if given is None else given.astype(bool)
+        gt_mask = np.ones(frames, dtype=bool)
+        if seq.gt_mask is not None:
+            gt_mask = _shaped(seq.gt_mask, (frames,), "ground-truth mask", where).astype(bool)
+        gt_joint_mask = np.ones((frames, joints), dtype=bool)
+        known = seq.gt_joint_mask
+        if known is not None:
+            gt_joint_mask = _shaped(known, (frames, joints), "ground-truth joint mask", where)
+            gt_joint_mask = gt_joint_mask.astype(bool)
         gt_joint_mask &= ~trailing_any(np.isnan(gt))
         gt_joint_mask &= gt_mask[:, None]
         gt_mask &= gt_joint_mask.any(axis=1)
-        out.update(
-            gt=np.where(np.isnan(gt), 0.0, gt).astype(np.float32),
-            gt_mask=gt_mask,
-            gt_joint_mask=gt_joint_mask,
+        gt = np.where(np.isnan(gt), 0.0, gt).astype(np.float32)
+    confidence = None
+    if seq.confidence is not None:
+        confidence = _shaped(
+            _numeric(seq.confidence, "confidence", where), (frames, joints), "confidence", where
         )
-    if arrays["confidence"] is not None:
-        out["confidence"] = np.nan_to_num(arrays["confidence"].astype(np.float32), nan=0.0)
-    if arrays["bbox"] is not None:
-        bbox = out["bbox"] = arrays["bbox"].astype(np.float32)
+        confidence = np.nan_to_num(confidence.astype(np.float32), nan=0.0)
+    bbox = None
+    if seq.bbox is not None:
+        bbox = _shaped(_numeric(seq.bbox, "bbox", where), (frames, 4), "bbox", where)
+        bbox = bbox.astype(np.float32)
         if not np.isfinite(bbox).all():
             raise SchemaError(f"{where}: bbox contains NaN or inf")
-    return out
-
-
-def _with_checked_fields(seq: Sequence, layout: JointLayout, arrays: dict[str, Any]) -> Sequence:
-    """``seq`` with ``arrays`` (:func:`_cleaned_values`) and its remaining fields checked:
-    skeleton, image size, frame rate, frame names and split."""
-    where = seq.where()
-    frames, joints = arrays["pred"].shape[:2]
     skeleton = None
     if seq.skeleton is not None:
         skeleton = _shaped(
@@ -374,14 +270,23 @@ def _with_checked_fields(seq: Sequence, layout: JointLayout, arrays: dict[str, A
             raise SchemaError(f"{where}: {len(frame_names)} frame names for {frames} frames")
     if seq.split is not None and seq.split not in SPLITS:
         raise SchemaError(f"{where}: split {seq.split!r} is not one of {list(SPLITS)}")
-    return replace(
+    checked = replace(
         seq,
         layout=layout,
+        pred=pred,
+        gt=gt,
+        gt_mask=gt_mask,
+        gt_joint_mask=gt_joint_mask,
+        joint_mask=joint_mask,
+        confidence=confidence,
+        bbox=bbox,
         image_size=image_size,
         frame_names=frame_names,
         skeleton=skeleton,
-        **arrays,
     )
+    if plausibility:
+        _check_sequence_plausible(checked)
+    return checked
 
 
 def implausibility(sequences: list[Sequence]) -> list[SchemaError | None]:
@@ -453,15 +358,6 @@ def units_warning(seq: Sequence, ref: Reference | None = None) -> str | None:
 
 def _first_bad_frame(array: np.ndarray) -> int:
     return int(np.flatnonzero(np.isinf(array).reshape(len(array), -1).any(axis=1))[0])
-
-
-def _optional(
-    value: Any, shape: tuple[int, ...], what: str, where: str, numeric: bool = True
-) -> np.ndarray | None:
-    """An optional array checked for its shape (and, with ``numeric``, its type); None stays."""
-    if value is None:
-        return None
-    return _shaped(_numeric(value, what, where) if numeric else value, shape, what, where)
 
 
 def _shaped(value: Any, shape: tuple[int, ...], what: str, where: str) -> np.ndarray:

@@ -6,13 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from hanet.data.folds import trailing_all, trailing_any
-from hanet.data.schema import (
-    SchemaError,
-    Sequence,
-    implausibility,
-    validate_many,
-    validate_sequence,
-)
+from hanet.data.schema import SchemaError, Sequence, implausibility, validate_sequence
 from hanet.errors import UserError
 
 __all__ = [
@@ -44,14 +38,15 @@ def validated(seq: Sequence, where: str | None = None, plausibility: bool = True
 
 def validated_many(items: list[tuple[Sequence, str]]) -> list[Sequence | ReadError]:
     """:func:`validated` of each ``(sequence, where)``, in order, a bad one's error in its
-    place; the value checks (:func:`hanet.data.schema.validate_many`) and the plausibility
-    checks (:func:`hanet.data.schema.implausibility`) of all run together, which for a file
-    of many short sequences costs a fraction of checking them one by one."""
-    checked = validate_many([seq for seq, _ in items])
-    out: list[Sequence | ReadError] = [
-        result if isinstance(result, Sequence) else _read_error(result, seq, where)
-        for result, (seq, where) in zip(checked, items, strict=True)
-    ]
+    place; the plausibility checks of all run together
+    (:func:`hanet.data.schema.implausibility`), which for a file of many short sequences costs
+    a fraction of checking them one by one."""
+    out: list[Sequence | ReadError] = []
+    for seq, where in items:
+        try:
+            out.append(validated(seq, where, plausibility=False))
+        except ReadError as err:
+            out.append(err)
     good = [i for i, result in enumerate(out) if isinstance(result, Sequence)]
     problems = implausibility([out[i] for i in good])  # type: ignore[misc]
     for i, problem in zip(good, problems, strict=True):
