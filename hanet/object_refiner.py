@@ -16,7 +16,7 @@ Commit
     on several threads at once. Synced write by write (four fsyncs per object, file and
     folder twice) they cost about 0.8 ms of CPU and 1.3-2 ms of waiting per object, against
     0.4 and 0.8 ms synced together one after another (of the 8-11 ms an object of a few
-    clips cost besides the model), and a quarter of that waiting synced at once. A row says
+    clips cost besides the model); synced at once, the waiting halved again. A row says
     ``written`` only once that sync succeeded. If power fails before it, an object may keep a
     done-record without its output's bytes; the record's SHA-256 then no longer matches, and
     a rerun refines the object again.
