@@ -50,7 +50,12 @@ from hanet.data.schema import Sequence, units_warning
 from hanet.formats.dispatch import encode_as, read_any
 from hanet.io.location import Location
 from hanet.io.retry import retry_unreachable
-from hanet.io.storage import delete_tree, fingerprint, make_durable, write_bytes_atomic
+from hanet.io.storage import (
+    delete_tree,
+    fingerprint_and_content,
+    make_durable,
+    write_bytes_atomic,
+)
 from hanet.output_checks import check_refined_many
 from hanet.records import (
     done_record_location,
@@ -81,21 +86,22 @@ T = TypeVar("T")
 _Written = tuple[dict[str, Any], list[Location]]
 
 
-def read_object(location: Location, cfg: Config) -> list[Sequence]:
-    """The sequences of one input object, read as the checkpoint's data config says.
+def read_object(location: Location, cfg: Config, data: bytes | None = None) -> list[Sequence]:
+    """The sequences of one input object, read as the checkpoint's data config says (from
+    ``data``, its content, when already read).
 
     Sequence Parquet carries its own image size and frame rate; where a file lacks them, the
     config's ``data.image_width/height`` and ``data.fps`` fill in, as for the other formats.
     """
-    data = cfg.data
+    wanted = cfg.data
     sequences = read_any(
-        location, data.joint_layout, data.representation, data.fps, data.image_size
+        location, wanted.joint_layout, wanted.representation, wanted.fps, wanted.image_size, data
     )
     for seq in sequences:
         if seq.image_size is None and seq.representation == "2D":
-            seq.image_size = data.image_size
+            seq.image_size = wanted.image_size
         if seq.fps is None:
-            seq.fps = data.fps
+            seq.fps = wanted.fps
     return sequences
 
 
@@ -227,7 +233,8 @@ class ObjectRefiner:
     def _read(self, row: dict[str, Any]) -> _Read | None:
         """Read and cut one object; None (the row filled in) when it is already complete."""
         location = self.source_root.join(row["input"])
-        input_fp = fingerprint(location)
+        # Read once: fingerprinted, and (unless it is already done) parsed from the same bytes.
+        input_fp, content = fingerprint_and_content(location)
         record = read_done_record(self.output, row["input"])
         if is_current(record, self.output, input_fp, self.identity):
             assert record is not None
@@ -239,7 +246,7 @@ class ObjectRefiner:
                 displacement=float(record.get("displacement", float("nan"))),
             )
             return None
-        sequences = read_object(location, self.cfg)
+        sequences = read_object(location, self.cfg, content)
         refs = _references(sequences)
         warnings = [text for text in map(units_warning, sequences, refs) if text]
         if warnings:

@@ -207,3 +207,44 @@ def test_a_failed_sync_counts_nothing_of_the_call_and_a_rerun_redoes_it(
         assert not exists(done_record_location(output, name))  # never trusted by a rerun
     monkeypatch.undo()
     assert [row["status"] for row in worker.process_many(items)] == ["written"] * 2
+
+
+def test_each_input_is_read_once_for_its_fingerprint_and_its_sequences(
+    tmp_path: Path, refiner: Refiner, sample_sequences, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    source, output = parse_location(tmp_path / "in"), parse_location(tmp_path / "out")
+    names = ["a.parquet", "b.parquet"]
+    for i, name in enumerate(names):
+        write_bytes_atomic(source.join(name), parquet_bytes(sample_sequences[i : i + 1]))
+    opened: list[str] = []
+    real = Location.filesystem
+
+    class Counting:
+        """The real filesystem, noting every file opened for reading (a GET on S3)."""
+
+        def __init__(self, fs) -> None:
+            self.fs = fs
+
+        def open_input_file(self, path: str):
+            opened.append(path)
+            return self.fs.open_input_file(path)
+
+        def open_input_stream(self, path: str):
+            opened.append(path)
+            return self.fs.open_input_stream(path)
+
+        def __getattr__(self, name: str):
+            return getattr(self.fs, name)
+
+    monkeypatch.setattr(Location, "filesystem", lambda loc: Counting(real(loc)))
+    worker = _worker(refiner.model, refiner.config, source, output)
+    rows = worker.process_many([(name, name) for name in names])
+    assert [row["status"] for row in rows] == ["written"] * 2
+    inputs = sorted(source.join(name).path for name in names)
+    assert sorted(p for p in opened if p.startswith(source.path)) == inputs
+    # A rerun reads each input once more for its fingerprint (and its output to check it).
+    opened.clear()
+    assert [row["status"] for row in worker.process_many([(n, n) for n in names])] == [
+        "skipped"
+    ] * 2
+    assert sorted(p for p in opened if p.startswith(source.path)) == inputs

@@ -35,13 +35,15 @@ def read_detections_npz(
     representation: str,
     fps: float | None = None,
     image_size: tuple[int, int] | None = None,
+    data: bytes | None = None,
 ) -> list[Sequence]:
-    """An estimator npz on its own (no ground truth), as refinement input.
+    """An estimator npz on its own (no ground truth), as refinement input;
+    ``data``: the file's content when the caller already read it (else it is read here).
 
     Raises:
         ReadError: naming the file, the sequence and the problem.
     """
-    arrays = load_npz(location)
+    arrays = load_npz(location, data)
     key = pose_key(arrays, representation, location.uri)
     entries = sequence_entries(arrays, key, location.uri)
     if not entries:

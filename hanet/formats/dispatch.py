@@ -22,23 +22,25 @@ def read_any(
     representation: str,
     fps: float | None = None,
     image_size: tuple[int, int] | None = None,
+    data: bytes | None = None,
 ) -> list[Sequence]:
-    """Sequences from one object of any supported format, chosen by its suffix.
+    """Sequences from one object of any supported format, chosen by its suffix; ``data``:
+    its content when the caller already read it (else the reader reads it).
 
     Raises:
         ReadError: unsupported suffix, or whatever the format's reader refuses.
     """
     name = location.name.lower()
     if name.endswith(".parquet"):
-        return read_sequence_parquet(location)
+        return read_sequence_parquet(location, data)
     if name.endswith(".npz"):
-        return read_detections_npz(location, layout, representation, fps, image_size)
+        return read_detections_npz(location, layout, representation, fps, image_size, data)
     if name.endswith(".json"):
         if representation != "2D":
             raise ReadError(
                 f"{location.uri}: keypoint JSON is 2D, but the model is {representation}"
             )
-        return read_keypoint_json(location, layout, fps, image_size)
+        return read_keypoint_json(location, layout, fps, image_size, data)
     raise ReadError(f"{location.uri}: unsupported file type (supported: {SUPPORTED_SUFFIXES})")
 
 

@@ -62,8 +62,10 @@ def read_keypoint_json(
     layout: str | None = None,
     fps: float | None = None,
     image_size: tuple[int, int] | None = None,
+    data: bytes | None = None,
 ) -> list[Sequence]:
-    """One video's COCO-style keypoint results -> one sequence per track.
+    """One video's COCO-style keypoint results -> one sequence per track (``data``: the
+    file's content when the caller already read it, else it is read here).
 
     Accepts a list of ``{"image_id", "keypoints": [x, y, score, ...], "score"?, "track_id"?}``
     or a dict with ``"annotations"`` (and optional ``"images"`` giving ``id``, ``width``,
@@ -77,7 +79,7 @@ def read_keypoint_json(
     """
     where = location.uri
     try:
-        document = json.loads(read_bytes(location))
+        document = json.loads(read_bytes(location) if data is None else data)
     except (UnicodeDecodeError, json.JSONDecodeError) as err:
         raise ReadError(f"{where}: not valid JSON ({err})") from err
     except StorageError:

@@ -78,8 +78,9 @@ def _check_plain(value: Any, where: str) -> None:
     raise UnsafePickleError(f"{where}: unexpected {type(value).__name__} inside an object array")
 
 
-def load_npz(location: Location) -> dict[str, np.ndarray]:
-    """Load every array of an ``.npz`` without trusting its pickles.
+def load_npz(location: Location, data: bytes | None = None) -> dict[str, np.ndarray]:
+    """Load every array of an ``.npz`` without trusting its pickles; ``data``: its content
+    when the caller already read it (else it is read here).
 
     Raises:
         ReadError: unreadable or truncated archive, or a member that is not an array.
@@ -87,7 +88,7 @@ def load_npz(location: Location) -> dict[str, np.ndarray]:
     """
     where = location.uri
     try:
-        data = read_bytes(location)
+        data = read_bytes(location) if data is None else data
     except StorageError:
         raise  # not the file's fault: storage that refused or did not answer
     except (OSError, FileNotFoundError) as err:

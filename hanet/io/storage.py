@@ -40,6 +40,7 @@ __all__ = [
     "delete_tree",
     "exists",
     "fingerprint",
+    "fingerprint_and_content",
     "fsync_dir",
     "hidden_sibling",
     "is_dir",
@@ -415,7 +416,6 @@ def copy_file(src: Location, dst: Location) -> None:
 # --------------------------------------------------------------------------- fingerprints
 
 
-@translating
 def fingerprint(loc: Location, full_hash_limit: int = FULL_HASH_LIMIT) -> str:
     """A content fingerprint of a file, for manifests and cache keys.
 
@@ -432,14 +432,28 @@ def fingerprint(loc: Location, full_hash_limit: int = FULL_HASH_LIMIT) -> str:
     Raises:
         FileNotFoundError: There is no such file.
     """
+    return fingerprint_and_content(loc, full_hash_limit)[0]
+
+
+@translating
+def fingerprint_and_content(
+    loc: Location, full_hash_limit: int = FULL_HASH_LIMIT
+) -> tuple[str, bytes | None]:
+    """:func:`fingerprint` of a file, and its content where that was read whole to hash it
+    (up to ``full_hash_limit`` bytes; None for a larger file, of which only samples were
+    read). A reader that goes on to parse the file takes the content from here instead of
+    reading it a second time: one GET per object on S3, and the bytes parsed are the bytes
+    fingerprinted.
+
+    Raises:
+        FileNotFoundError: There is no such file.
+    """
     with open_input(loc) as reader:
         size = reader.size()
-        digest = hashlib.sha256()
         if size <= full_hash_limit:
-            while chunk := reader.read(_COPY_CHUNK):
-                digest.update(chunk)
-            return f"sha256:{digest.hexdigest()}"
-        digest.update(str(size).encode())
+            data = reader.read()  # one sized read
+            return f"sha256:{hashlib.sha256(data).hexdigest()}", data
+        digest = hashlib.sha256(str(size).encode())
         for offset in (0, (size - _SAMPLE_BLOCK) // 2, size - _SAMPLE_BLOCK):
             digest.update(reader.read_at(_SAMPLE_BLOCK, offset))
-        return f"sha256-sampled:{size}:{digest.hexdigest()}"
+        return f"sha256-sampled:{size}:{digest.hexdigest()}", None
