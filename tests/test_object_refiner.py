@@ -186,13 +186,19 @@ def test_a_call_syncs_every_output_and_record_once_before_it_returns(
     assert sorted(folders) == sorted({os.path.dirname(p) for p in files + records})
 
 
-def test_a_failed_sync_counts_nothing_of_the_call_and_a_rerun_redoes_it(
-    tmp_path: Path, refiner: Refiner, sample_sequences, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def _two_objects(tmp_path: Path, sample_sequences) -> tuple[Location, Location, list[str]]:
+    """An input folder of two one-clip objects, an output folder, and the objects' names."""
     source, output = parse_location(tmp_path / "in"), parse_location(tmp_path / "out")
     names = ["a.parquet", "b.parquet"]
     for i, name in enumerate(names):
         write_bytes_atomic(source.join(name), parquet_bytes(sample_sequences[i : i + 1]))
+    return source, output, names
+
+
+def test_a_failed_sync_counts_nothing_of_the_call_and_a_rerun_redoes_it(
+    tmp_path: Path, refiner: Refiner, sample_sequences, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    source, output, names = _two_objects(tmp_path, sample_sequences)
     items = [(name, name) for name in names]
     worker = _worker(refiner.model, refiner.config, source, output)
 
@@ -212,10 +218,7 @@ def test_a_failed_sync_counts_nothing_of_the_call_and_a_rerun_redoes_it(
 def test_each_input_is_read_once_for_its_fingerprint_and_its_sequences(
     tmp_path: Path, refiner: Refiner, sample_sequences, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    source, output = parse_location(tmp_path / "in"), parse_location(tmp_path / "out")
-    names = ["a.parquet", "b.parquet"]
-    for i, name in enumerate(names):
-        write_bytes_atomic(source.join(name), parquet_bytes(sample_sequences[i : i + 1]))
+    source, output, names = _two_objects(tmp_path, sample_sequences)
     opened: list[str] = []
     real = Location.filesystem
 
