@@ -289,7 +289,7 @@ def reference(poses: np.ndarray, mask: np.ndarray, representation: str) -> Refer
         lengths = _columns(poses)[mask]
         return Reference(representation, float(np.median(lengths)) if lengths.size else 1.0)
     centres, _, scale = _positions(poses, mask)
-    known = centres[np.isfinite(centres).all(axis=1)]
+    known = centres[trailing_all(np.isfinite(centres))]
     return Reference(representation, scale, known.min(axis=0), known.max(axis=0))
 
 
@@ -315,7 +315,7 @@ def references(
     with np.errstate(over="ignore", invalid="ignore"):
         centres = nanmedian_rows(observed)  # [F, D]
         spreads = nanmedian_rows(trailing_norm(observed - centres[:, None, :]))
-    known = np.isfinite(centres).all(axis=1)  # [F]
+    known = trailing_all(np.isfinite(centres))  # [F]
     measurable = np.isfinite(spreads) & (spreads > 0)
     low = np.fmin.reduceat(np.where(known[:, None], centres, np.inf), starts, axis=0)
     high = np.fmax.reduceat(np.where(known[:, None], centres, -np.inf), starts, axis=0)
