@@ -15,9 +15,9 @@ Storage outages
 
 The per-object work lives in :class:`hanet.object_refiner.ObjectRefiner`, which needs no Ray
 and packs the windows of several objects into full batches; :class:`RefineActor` is its Ray
-Data wrapper, which loads the checkpoint once per actor and takes ``refine.batch_objects``
-objects per call. :mod:`hanet.records` holds the output plan, the done-records and the model
-identity that make a rerun resume.
+Data wrapper, which loads the checkpoint once per actor and takes one call of up to
+``refine.batch_objects`` objects at a time (:func:`plan_calls`). :mod:`hanet.records` holds the
+output plan, the done-records and the model identity that make a rerun resume.
 """
 
 from __future__ import annotations
@@ -56,10 +56,13 @@ from hanet.refiner import Refiner
 
 log = logging.getLogger(__name__)
 
-__all__ = ["RefineActor", "run_refine"]
+__all__ = ["RefineActor", "plan_calls", "run_refine"]
 
-# The fewest calls per actor a job is cut into (see run_refine).
+# The fewest calls per actor a job is cut into (see plan_calls).
 CALLS_PER_ACTOR = 4
+# Blocks the job's call list is put into: one call each up to this many (a block of several
+# calls is one Ray task, run call after call on one actor).
+MAX_BLOCKS = 4096
 
 
 class RefineActor:
@@ -105,9 +108,49 @@ class RefineActor:
         )
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, list]:
-        items = [(str(rel), str(out)) for rel, out in zip(batch["input"], batch["output"])]
-        rows = self.worker.process_many(items)
+        """One row per object of the batch's calls (:func:`plan_calls`; one call per batch)."""
+        rows: list[dict[str, Any]] = []
+        for inputs, outputs in zip(batch["inputs"], batch["outputs"]):
+            rows += self.worker.process_many(
+                [(str(rel), str(out)) for rel, out in zip(inputs, outputs)]
+            )
         return {column: [row[column] for row in rows] for column in ROW_COLUMNS}
+
+
+def plan_calls(
+    items: list[dict[str, str]], workers: int, batch_objects: int
+) -> list[dict[str, list[str]]]:
+    """The job's objects (``{"input", "output"}`` each, in order) cut into actor calls of at
+    most ``batch_objects`` objects, as even as the count allows, and into at least
+    :data:`CALLS_PER_ACTOR` calls per actor where there are enough objects.
+
+    Several objects per call let their windows fill batches; the floor spreads a small job over
+    the pool. Ray Data queues two calls on each actor, the first one ready included: cut into
+    one call per actor, a job ran both calls on one actor while the other stayed idle (the paper
+    model, 11 files and 2 actors: 31 s of refining; cut into 6 calls, 18.5 s on both).
+
+    Each call is one row of the job's dataset, so the calls are exactly these: Ray Data cutting
+    a stream of object rows into batches of ``batch_objects`` left a call of the one or two
+    objects at the end of each input block (of 507 files, 17 of every 46 calls held one object).
+    On a CPU those remnants cost little (alternated runs of the 507 files at window step 21:
+    within the runs' noise); a GPU pass of one small object's windows wastes most of the device.
+
+    Returns:
+        Calls ``{"inputs": [...], "outputs": [...]}``, the objects in their order.
+    """
+    if not items:
+        return []
+    count = max(math.ceil(len(items) / batch_objects), min(len(items), workers * CALLS_PER_ACTOR))
+    size, extra = divmod(len(items), count)  # the first ``extra`` calls take one more
+    calls, begin = [], 0
+    for index in range(count):
+        end = begin + size + (index < extra)
+        chunk = items[begin:end]
+        calls.append(
+            {"inputs": [i["input"] for i in chunk], "outputs": [i["output"] for i in chunk]}
+        )
+        begin = end
+    return calls
 
 
 # ----------------------------------------------------------------------------------------------
@@ -171,14 +214,7 @@ def run_refine(
     if limit is not None:
         items = items[:limit]
     workers = max(1, min(workers or cfg.refine.concurrency, max(1, len(items))))
-    # Several objects per call let their windows fill batches; but at least CALLS_PER_ACTOR
-    # calls per actor, so that a small job still spreads over the pool. Ray Data queues two
-    # calls on each actor, the first one ready included: cut into one call per actor, a job
-    # ran both calls on one actor while the other stayed idle (the paper model, 11 files and
-    # 2 actors: 31 s of refining; cut into 6 calls, 18.5 s on both).
-    per_call = max(
-        1, min(cfg.refine.batch_objects, math.ceil(len(items) / (workers * CALLS_PER_ACTOR)))
-    )
+    calls = plan_calls(items, workers, cfg.refine.batch_objects)
     log.info(
         "refining %d object(s) from %s into %s with %d actor(s)%s",
         len(items),
@@ -193,10 +229,10 @@ def run_refine(
         # As an array: an actor's ray.get is then a view of the shared-memory copy, where bytes
         # were unpickled into a private copy (4 s of 1.15 GB per actor for the paper model).
         checkpoint_ref = ray.put(np.frombuffer(checkpoint_bytes, np.uint8))
-        dataset = ray.data.from_items(items, override_num_blocks=min(len(items), 200))
+        dataset = ray.data.from_items(calls, override_num_blocks=min(len(calls), MAX_BLOCKS))
         results = dataset.map_batches(
             RefineActor,
-            batch_size=per_call,
+            batch_size=1,  # one call
             compute=ray.data.ActorPoolStrategy(size=workers),
             num_cpus=cfg.refine.cpus_per_actor,
             num_gpus=1 if gpu else None,

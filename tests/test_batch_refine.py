@@ -27,7 +27,7 @@ from posedata import IMAGE_SIZE, parquet_bytes, pipeline
 from rayprocs import live_actors
 from s3server import S3Server, S3ServerError, start_seaweedfs
 
-from hanet.batch_refine import run_refine
+from hanet.batch_refine import CALLS_PER_ACTOR, plan_calls, run_refine
 from hanet.checkpoint import CheckpointError
 from hanet.data.schema import Sequence
 from hanet.formats.dispatch import read_any
@@ -154,6 +154,29 @@ def _outputs(root: Location) -> list[str]:
 
 # ----------------------------------------------------------------------------------------------
 # Without Ray
+
+
+@pytest.mark.parametrize(
+    ("count", "workers", "batch_objects"),
+    [(507, 2, 16), (507, 2, 8), (11, 2, 16), (1, 4, 16), (64, 1, 16), (65, 2, 16), (3, 8, 2)],
+)
+def test_calls_hold_every_object_once_in_order_and_as_even_as_the_count_allows(
+    count: int, workers: int, batch_objects: int
+) -> None:
+    items = [
+        {"input": f"in/{i:04d}.parquet", "output": f"out/{i:04d}.parquet"} for i in range(count)
+    ]
+    calls = plan_calls(items, workers, batch_objects)
+    assert [rel for call in calls for rel in call["inputs"]] == [i["input"] for i in items]
+    assert [rel for call in calls for rel in call["outputs"]] == [i["output"] for i in items]
+    sizes = [len(call["inputs"]) for call in calls]
+    assert max(sizes) <= batch_objects
+    assert max(sizes) - min(sizes) <= 1  # no call of a remnant or two
+    # A small job still spreads over the pool; a large one fills its calls.
+    assert len(calls) >= min(count, workers * CALLS_PER_ACTOR)
+    if count >= workers * CALLS_PER_ACTOR * batch_objects:
+        assert min(sizes) >= batch_objects - 1
+    assert plan_calls([], workers, batch_objects) == []
 
 
 def test_a_bad_checkpoint_fails_the_job_before_anything_starts(
