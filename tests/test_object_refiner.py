@@ -110,8 +110,13 @@ def test_packed_objects_equal_one_at_a_time_and_record_their_displacement(
     small = Refiner(refiner.model, cfg.replace(["refine.batch_windows=7"]), device="cpu")
     packed = ObjectRefiner(small, cfg, source, parse_location(tmp_path / "packed"), "parquet", "id")
     single = _worker(refiner.model, cfg, source, parse_location(tmp_path / "single"))
+    passes: list[int] = []  # windows per forward pass
+    run_windows = small.run_windows
+    small.run_windows = lambda windows: passes.append(len(windows)) or run_windows(windows)
 
     rows = packed.process_many(items)
+    # Whole batches of 7, objects split across them where need be; only the last is part-filled.
+    assert len(passes) > 2 and all(count % 7 == 0 for count in passes[:-1]), passes
     assert [row["input"] for row in rows] == [rel for rel, _ in items]
     assert [row["status"] for row in rows] == ["written"] * 2 + ["error"] + ["written"] * 3
     assert rows[2]["error"].startswith("ReadError: ") and "broken.parquet" in rows[2]["error"]
@@ -143,6 +148,45 @@ def test_packed_objects_equal_one_at_a_time_and_record_their_displacement(
     assert [row["displacement"] for row in again if row["status"] == "skipped"] == pytest.approx(
         [row["displacement"] for row in rows if row["status"] == "written"], rel=1e-5
     )
+
+
+def test_a_failed_forward_pass_fails_the_objects_with_windows_in_it_and_no_other(
+    tmp_path: Path, refiner: Refiner, sample_sequences
+) -> None:
+    cfg = refiner.config
+    source, output = parse_location(tmp_path / "in"), parse_location(tmp_path / "out")
+    names = [f"o{i}.parquet" for i in range(5)]
+    for i, name in enumerate(names):
+        write_bytes_atomic(source.join(name), parquet_bytes(sample_sequences[i : i + 1 + i % 2]))
+    small = Refiner(refiner.model, cfg.replace(["refine.batch_windows=7"]), device="cpu")
+    passes: list[int] = []
+    run_windows = small.run_windows
+
+    def second_pass_fails(windows: np.ndarray) -> np.ndarray:
+        passes.append(len(windows))
+        if len(passes) == 2:
+            raise RuntimeError("out of memory (injected)")
+        return run_windows(windows)
+
+    small.run_windows = second_pass_fails
+    worker = ObjectRefiner(small, cfg, source, output, "parquet", "id")
+    rows = worker.process_many([(name, name) for name in names])
+    # Which objects had windows in the second pass (objects' windows run in their order).
+    counts = [len(small.cut_many(read_sequence_parquet(source.join(n))).starts) for n in names]
+    ends = np.cumsum(counts)
+    failed_pass = (passes[0], passes[0] + passes[1])
+    hit = [b < failed_pass[1] and e > failed_pass[0] for b, e in zip(ends - counts, ends)]
+    assert any(hit) and not all(hit), (counts, passes)
+    for name, row, failed in zip(names, rows, hit):
+        if failed:
+            assert row["status"] == "error", row
+            assert "out of memory (injected)" in row["error"] and name in row["error"]
+            assert _nothing_written(output, name)
+        else:
+            assert row["status"] == "written", row
+    small.run_windows = run_windows  # a rerun refines exactly the failed ones
+    again = worker.process_many([(name, name) for name in names])
+    assert [row["status"] for row in again] == ["written" if f else "skipped" for f in hit]
 
 
 def _body_size(seq) -> float:
