@@ -58,8 +58,8 @@ log = logging.getLogger(__name__)
 
 __all__ = ["RefineActor", "plan_calls", "run_refine"]
 
-# The fewest calls per actor a job is cut into (see plan_calls).
-CALLS_PER_ACTOR = 4
+# The fewest calls per actor a job is cut into, where it has the objects (see plan_calls).
+CALLS_PER_ACTOR = 16
 # Blocks the job's call list is put into: one call each up to this many (a block of several
 # calls is one Ray task, run call after call on one actor).
 MAX_BLOCKS = 4096
@@ -125,9 +125,12 @@ def plan_calls(
     :data:`CALLS_PER_ACTOR` calls per actor where there are enough objects.
 
     Several objects per call let their windows fill batches; the floor spreads a small job over
-    the pool. Ray Data queues two calls on each actor, the first one ready included: cut into
-    one call per actor, a job ran both calls on one actor while the other stayed idle (the paper
-    model, 11 files and 2 actors: 31 s of refining; cut into 6 calls, 18.5 s on both).
+    the pool and bounds its tail, where one actor runs its last call while the others have
+    finished: a call is then at most a sixteenth of an actor's share (for the paper model, calls
+    of 16 files of 4 clips take some 50 s each on a CPU core). Ray Data queues two calls on
+    each actor, the first one ready included: cut into one call per actor, a job ran both calls
+    on one actor while the other stayed idle (the paper model, 11 files and 2 actors: 31 s of
+    refining; cut into 6 calls, 18.5 s on both).
 
     Each call is one row of the job's dataset, so the calls are exactly these: Ray Data cutting
     a stream of object rows into batches of ``batch_objects`` left a call of the one or two

@@ -158,7 +158,7 @@ def _outputs(root: Location) -> list[str]:
 
 @pytest.mark.parametrize(
     ("count", "workers", "batch_objects"),
-    [(507, 2, 16), (507, 2, 8), (11, 2, 16), (1, 4, 16), (64, 1, 16), (65, 2, 16), (3, 8, 2)],
+    [(2025, 2, 16), (507, 2, 8), (11, 2, 16), (1, 4, 16), (64, 1, 16), (65, 2, 16), (3, 8, 2)],
 )
 def test_calls_hold_every_object_once_in_order_and_as_even_as_the_count_allows(
     count: int, workers: int, batch_objects: int
