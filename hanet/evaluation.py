@@ -73,7 +73,8 @@ def score_sequence(poses: np.ndarray, seq: Sequence) -> SequenceScores:
         roots = get_layout(seq.layout).roots
         scores.sums["mpjpe"] = _frame_weighted(metrics.mpjpe_per_frame(poses, gt, roots, valid))
         scores.sums["pa_mpjpe"] = _frame_weighted(metrics.pa_mpjpe_per_frame(poses, gt, valid))
-        accel = metrics.accel_error_per_frame(poses, gt, valid)
+        # Root-relative, as the published 3D accelerations are (and as MPJPE is here).
+        accel = metrics.accel_error_per_frame(poses, gt, valid, roots)
         scores.sums["accel"] = _frame_weighted(accel, scale=1000.0)  # mm/frame^2
     else:
         angle = metrics.geodesic_angle_deg(poses, gt, valid)
@@ -86,7 +87,7 @@ def score_sequence(poses: np.ndarray, seq: Sequence) -> SequenceScores:
             truth = forward_kinematics(gt, seq.skeleton, parents)
             per_frame = metrics.mpjpe_per_frame(joints, truth, layout.roots, valid)
             scores.sums["mpjpe"] = _frame_weighted(per_frame)
-            accel = metrics.accel_error_per_frame(joints, truth, valid)
+            accel = metrics.accel_error_per_frame(joints, truth, valid, layout.roots)
             scores.sums["accel"] = _frame_weighted(accel, scale=1000.0)  # mm/frame^2
     return scores
 

@@ -9,7 +9,9 @@ Definitions follow the evaluation shared by HANet, DeciWatch and SmoothNet (thei
   matrix, so every sequence weighs the same whatever its length.
 - MPJPE: root-relative L2 error, averaged over joints then frames; inputs in metres, output mm.
 - PA-MPJPE: MPJPE after a per-frame similarity Procrustes alignment of prediction to truth.
-- Accel error: L2 norm of the difference of second differences, mm/frame^2.
+- Accel error: L2 norm of the difference of second differences, mm/frame^2. For 3D joints it
+  is taken of root-relative poses, as MPJPE is: the released loaders centre 3D data on its
+  root before any metric, so the root's own path is never scored.
 
 Masks replace the released code's habit of scoring padded and dropped frames: a ``valid`` mask
 of shape ``[T]`` (whole frames) or ``[T, J]`` (single joints) excludes what has no ground truth.
@@ -144,6 +146,17 @@ def mpjpe_per_frame(
     Shape:
         pred, gt: ``[T, J, 3]``; valid: ``[T]`` or ``[T, J]``; output ``[T]``.
     """
+    pred, gt, mask = _root_centred(pred, gt, roots, valid)
+    dist = np.linalg.norm(pred - gt, axis=-1)  # [T, J]
+    return _masked_mean(dist, mask, axis=1) * _MM
+
+
+def _root_centred(
+    pred: np.ndarray, gt: np.ndarray, roots: Sequence[int], valid: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``pred`` and ``gt`` (float64) each centred on the mean of its own root joints, and the
+    ``[T, J]`` mask of what counts: a frame whose roots are not all valid cannot be centred.
+    Empty ``roots``: no centring."""
     frames, joints = gt.shape[:2]
     mask = _joint_mask(valid, frames, joints)
     pred = np.asarray(pred, np.float64)
@@ -153,8 +166,7 @@ def mpjpe_per_frame(
         pred = pred - pred[:, roots].mean(axis=1, keepdims=True)
         gt = gt - gt[:, roots].mean(axis=1, keepdims=True)
         mask = mask & mask[:, roots].all(axis=1, keepdims=True)
-    dist = np.linalg.norm(pred - gt, axis=-1)  # [T, J]
-    return _masked_mean(dist, mask, axis=1) * _MM
+    return pred, gt, mask
 
 
 def mpjpe(
@@ -257,34 +269,43 @@ def accel_magnitude_per_frame(x: np.ndarray) -> np.ndarray:
 
 
 def accel_error_per_frame(
-    pred: np.ndarray, gt: np.ndarray, valid: np.ndarray | None = None
+    pred: np.ndarray,
+    gt: np.ndarray,
+    valid: np.ndarray | None = None,
+    roots: Sequence[int] = (),
 ) -> np.ndarray:
     """Acceleration error of frames 1 .. T-2, in the data's unit per frame^2.
 
     The mean over joints of the L2 norm of ``accel(pred) - accel(gt)``, where a (t, joint)
     counts only when frames t-1, t, t+1 are all valid; NaN for a frame with no such joint.
+    With ``roots`` (3D joints) each pose is first centred on its own roots, as for
+    :func:`mpjpe_per_frame`: the published 3D figures are of root-relative poses.
 
     Shape:
         pred, gt: ``[T, J, D]``; valid: ``[T]`` or ``[T, J]``; output ``[T - 2]`` (empty for
         ``T < 3``).
     """
-    frames, joints = gt.shape[:2]
-    if frames < 3:
+    if gt.shape[0] < 3:
         return np.zeros(0)
-    mask = _joint_mask(valid, frames, joints)
+    pred, gt, mask = _root_centred(pred, gt, roots, valid)
     triple = mask[:-2] & mask[1:-1] & mask[2:]  # [T-2, J]
-    diff = accel(np.asarray(pred, np.float64)) - accel(np.asarray(gt, np.float64))
+    diff = accel(pred) - accel(gt)
     return _masked_mean(np.linalg.norm(diff, axis=-1), triple, axis=1)
 
 
-def accel_error(pred: np.ndarray, gt: np.ndarray, valid: np.ndarray | None = None) -> float:
+def accel_error(
+    pred: np.ndarray,
+    gt: np.ndarray,
+    valid: np.ndarray | None = None,
+    roots: Sequence[int] = (),
+) -> float:
     """Acceleration error in mm/frame^2: :func:`accel_error_per_frame` of joints in metres,
     averaged over the frames that have one; NaN when none does (e.g. ``T < 3``).
 
     Shape:
         pred, gt: ``[T, J, D]``; valid: ``[T]`` or ``[T, J]``.
     """
-    return _nanmean(accel_error_per_frame(pred, gt, valid)) * _MM
+    return _nanmean(accel_error_per_frame(pred, gt, valid, roots)) * _MM
 
 
 def rotation_6d_to_matrix(x: np.ndarray, interleaved: bool = False) -> np.ndarray:

@@ -140,6 +140,26 @@ def test_accel_error_spike() -> None:
     assert math.isnan(accel_error(pred[:2], gt[:2]))
 
 
+def test_3d_accel_error_with_roots_scores_the_pose_not_the_roots_path() -> None:
+    rng = np.random.default_rng(5)
+    gt = rng.normal(scale=0.3, size=(12, 4, 3))
+    pose_noise = np.zeros_like(gt)
+    pose_noise[6, 1] = [0.003, 0.004, 0.0]  # a 5 mm spike on joint 1 (not a root) at frame 6
+    root_jitter = rng.normal(scale=0.05, size=(12, 1, 3))  # the whole body shifts every frame
+    pred = gt + pose_noise + root_jitter
+    # Centred on roots 0 and 2, the shift is gone: what is left is the spike, as in root-relative
+    # data. The spike moves the root mean by nothing (joint 1 is no root).
+    assert accel_error(pred, gt, roots=(0, 2)) == pytest.approx(
+        accel_error(gt + pose_noise, gt), rel=1e-9
+    )
+    assert accel_error(pred, gt) > 10 * accel_error(pred, gt, roots=(0, 2))
+    # A root that is not valid on a frame leaves out every triple through that frame.
+    valid = np.ones((12, 4), dtype=bool)
+    valid[6, 0] = False
+    per_frame = accel_error_per_frame(pred, gt, valid, roots=(0, 2))
+    assert np.isnan(per_frame[4:7]).all() and not np.isnan(per_frame[[0, 3, 7, 9]]).any()
+
+
 def test_rotation_6d_to_matrix() -> None:
     np.testing.assert_allclose(rotation_6d_to_matrix(np.array([1.0, 0, 0, 0, 1, 0])), np.eye(3))
     rot_z = np.array([[0.0, -1, 0], [1, 0, 0], [0, 0, 1]])
