@@ -26,6 +26,7 @@ import ray.data
 from hanet.config import Config
 from hanet.data.arrow import SCHEMA_VERSION
 from hanet.data.augment import stored_window_size
+from hanet.data.normalise import ROOT_RELATIVE_M
 from hanet.dataset import (
     ERRORS,
     MANIFEST,
@@ -176,6 +177,7 @@ def run_preprocess(
                 len(unit_warnings),
                 unit_warnings[0],
             )
+        _warn_root_path(summary, cfg)
         _check_outcome(summary, errors, on_error, sources)
         shards = sorted((r for r in records if r["kind"] == "shard"), key=lambda r: r["file"])
         log.info(
@@ -255,6 +257,25 @@ def _unreserved() -> Iterator[None]:
         yield
     finally:
         context.op_resource_reservation_enabled = before
+
+
+def _warn_root_path(summary: list[dict[str, Any]], cfg: Config) -> None:
+    """One warning for a run whose 3D inputs are not root-relative under ``published``
+    normalisation: their root path would pass through refinement unrefined."""
+    if cfg.data.representation != "3D" or cfg.data.normalisation != "published":
+        return
+    far = [r for r in summary if r["root_distance"] > ROOT_RELATIVE_M]
+    if far:
+        worst = max(far, key=lambda r: r["root_distance"])
+        log.warning(
+            "%d sequence(s) are not root-relative (e.g. %s: sequence %r, root up to %.2f m from "
+            "the origin): data.normalisation 'published' refines each frame around its own "
+            "root and keeps the input's root path as it is; 'body' refines that path too",
+            len(far),
+            worst["source"],
+            worst["sequence_id"],
+            worst["root_distance"],
+        )
 
 
 def _check_outcome(

@@ -14,6 +14,7 @@ from typing import Any
 from hanet.config import Config
 from hanet.data.arrow import parquet_bytes, window_table
 from hanet.data.augment import stored_window_size
+from hanet.data.normalise import root_distance
 from hanet.data.schema import Sequence, units_warning
 from hanet.data.splits import clip_folders
 from hanet.data.windows import stacked_window_arrays
@@ -42,6 +43,7 @@ def process_task(task: dict[str, Any], cfg: Config, staging: Location) -> list[d
                 "input": task["source"],
                 "clips": sorted(clip_folders(seq)),
                 "warning": units_warning(seq),
+                "root_distance": root_distance(seq),
             }
         )
     if not sequences:

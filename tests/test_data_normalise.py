@@ -8,7 +8,14 @@ import numpy as np
 import pytest
 from posedata import seq2d
 
-from hanet.data.normalise import body_size, filled_input, input_norm, target_norm
+from hanet.data.normalise import (
+    ROOT_RELATIVE_M,
+    body_size,
+    filled_input,
+    input_norm,
+    root_distance,
+    target_norm,
+)
 from hanet.data.schema import SchemaError, Sequence, validate_sequence
 from hanet.data.windows import split_windows, test_starts
 
@@ -83,3 +90,18 @@ def test_maps_in_blocks_give_the_one_pass_float64_values(monkeypatch) -> None:
         assert norm.apply(x, out=out) is out
         np.testing.assert_array_equal(out, want)
         np.testing.assert_array_equal(norm.invert(want), back)
+
+
+def test_root_distance_tells_root_relative_3d_from_camera_space() -> None:
+    rng = np.random.default_rng(1)
+    pose = rng.normal(scale=0.3, size=(8, 17, 3)).astype(np.float32)
+    centred = pose - pose[:, :1]  # h36m17: root joint 0, as the published files store it
+    assert root_distance(validate_sequence(Sequence("c", "h36m17", "3D", centred))) < 1e-6
+    moved = centred + np.array([0.0, 0.0, 4.0], np.float32)  # 4 m in front of the camera
+    moved[5] += [3.0, 0.0, 0.0]  # one frame farther still, its root unobserved
+    mask = np.ones((8, 17), dtype=bool)
+    mask[5, 0] = False
+    seq = validate_sequence(Sequence("m", "h36m17", "3D", moved, joint_mask=mask))
+    assert root_distance(seq) == pytest.approx(4.0, abs=1e-5) and 4.0 > ROOT_RELATIVE_M
+    flat = seq2d(frames=8)  # 2D poses are never root-relative: nothing to say
+    assert root_distance(flat) == 0.0

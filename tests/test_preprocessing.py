@@ -450,7 +450,9 @@ def test_s3_round_trip(local_run, layout: Path, s3_env) -> None:
     assert run_preprocess(cfg, source, output).skipped
 
 
-def test_3d_sample_with_h36m_config(ray_session: Any, sample_dir: Path, tmp_path: Path) -> None:
+def test_3d_sample_with_h36m_config(
+    ray_session: Any, sample_dir: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     root = sample_subset(
         sample_dir, tmp_path / "in", "mocap3d", "fcn", counts={"train": 3, "test": 2}
     )
@@ -469,6 +471,30 @@ def test_3d_sample_with_h36m_config(ray_session: Any, sample_dir: Path, tmp_path
     assert result.manifest["layout"]["name"] == "h36m17" and result.manifest["window_size"] == 101
     splits = check_dataset(output, cfg)
     assert all(s.representation == "3D" for s in splits["test"].values())
+    assert not [r for r in caplog.records if "root-relative" in r.getMessage()]
+
+    # The same poses in camera space (every frame 4 m in front of the camera, and moving):
+    # under published normalisation their root path would pass through unrefined. One warning.
+    moved_root = tmp_path / "moved"
+    for split, count in {"train": 3, "test": 2}.items():
+        gt, det = sample_arrays(sample_dir, "mocap3d", "fcn", split)
+        shifted = []
+        for flat in list(det["joints_3d"][:count]):
+            path = np.array([0.0, 0.0, 4.0]) + np.linspace(0, 1, len(flat))[:, None] * 0.5
+            shifted.append((flat.reshape(len(flat), -1, 3) + path[:, None]).reshape(len(flat), -1))
+        write_pair(
+            moved_root,
+            "mocap3d",
+            "fcn",
+            split,
+            {k: list(v[:count]) for k, v in gt.items()},
+            {**{k: list(v[:count]) for k, v in det.items()}, "joints_3d": shifted},
+        )
+    caplog.clear()
+    run_preprocess(cfg, parse_location(moved_root), parse_location(tmp_path / "out_moved"))
+    warned = [r.getMessage() for r in caplog.records if "root-relative" in r.getMessage()]
+    assert len(warned) == 1 and warned[0].startswith("5 sequence(s) are not root-relative")
+    assert "mocap3d_fcn_" in warned[0] and "'body' refines that path too" in warned[0]
 
 
 @pytest.mark.ray

@@ -34,6 +34,7 @@ from hanet.skeletons import JointLayout, get_layout
 
 __all__ = [
     "NORMALISATIONS",
+    "ROOT_RELATIVE_M",
     "FrameMeasures",
     "WindowNorm",
     "body_norm",
@@ -44,6 +45,7 @@ __all__ = [
     "frame_measures",
     "input_norm",
     "layout_roots",
+    "root_distance",
     "target_mask",
     "target_norm",
     "window_norm",
@@ -52,6 +54,8 @@ __all__ = [
 NORMALISATIONS = ("published", "body")
 # A body smaller than this (in the data's unit) is degenerate: every joint at one point.
 _MIN_SIZE = 1e-6
+# A 3D root farther than this from the origin (metres) means the file is not root-relative.
+ROOT_RELATIVE_M = 0.01
 
 
 @dataclass(frozen=True)
@@ -249,6 +253,24 @@ def body_norm(
 def layout_roots(layout: JointLayout | str, num_joints: int) -> list[int]:
     """The joints a window is centred on: the layout's roots, or every joint if it has none."""
     return list(get_layout(layout).roots) or list(range(num_joints))
+
+
+def root_distance(seq: Sequence) -> float:
+    """How far a 3D sequence's input root (the mean of its layout's root joints, on frames
+    where they are all observed) comes from the origin, at most; 0 for 2D and SMPL.
+
+    Published 3D files are root-relative (about 0). Camera-space files are not: there
+    ``published`` normalisation refines each frame around its own root and hands the input's
+    root path back as it is, where ``body`` refines it too.
+    """
+    if seq.representation != "3D":
+        return 0.0
+    roots = layout_roots(seq.layout, seq.num_joints)
+    seen = seq.observed()[:, roots].all(axis=1)
+    if not seen.any():
+        return 0.0
+    centre = seq.pred[seen][:, roots].mean(axis=1)  # [frames seen, 3]
+    return float(np.linalg.norm(centre, axis=-1).max())
 
 
 def input_norm(
